@@ -1,0 +1,1 @@
+"""Subcommands of ``oam-rollout``, one module each (see webhook.cli)."""
