@@ -2,3 +2,14 @@
 
 Cluster fixtures start one real control plane per session (lazily, only when a test asks).
 """
+
+from tests.fixtures.cluster import (  # noqa: F401
+    api_client,
+    cluster,
+    helm,
+    kubectl,
+    namespace,
+    pytest_terminal_summary,
+)
+from tests.fixtures.controller import controller_process  # noqa: F401
+from tests.fixtures.webhook import webhook_server  # noqa: F401

@@ -1,15 +1,59 @@
-"""The `oam-rollout render` subcommand (placeholder until implemented)."""
+"""The ``oam-rollout render`` subcommand: print what an Application deploys, offline.
+
+Holds argument parsing and YAML printing only: validation and input handling
+come from the validate command, objects from webhook.rendering. It must not
+talk to a cluster and must not print a traceback for bad input.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
+
+import yaml
+
+from webhook.commands.validate import (
+    add_input_arguments,
+    check_documents,
+    read_documents,
+    read_observed,
+    report,
+)
+
+NAME = "render"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("render", help="(not implemented yet)")
+    p = sub.add_parser(
+        NAME,
+        help="print the objects an Application deploys (ControllerRevision, Rollout, workload)",
+        description=(
+            "Validate every Application in FILE, then print as one YAML stream, per "
+            "component: its ControllerRevision, its traits' objects (the Rollout) and the "
+            "workload of the target revision with the replicas the rollout plan ends at. "
+            "With --revisions, upgrades, rollbacks and scaling render against what is live."
+        ),
+    )
+    add_input_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("render")
+    from webhook.errors import InputError
+    from webhook.rendering import Renderer
+
+    if args.filename == "-" and args.revisions == "-":
+        raise InputError("only one of -f and --revisions can read stdin")
+    docs = read_documents(args.filename)
+    observed = read_observed(args.revisions)
+    outcomes, notes = check_documents(docs, observed, args.templates_dir)
+    if not report(outcomes, notes, args.filename):
+        return 1
+    renderer = Renderer(args.templates_dir)
+    objects: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        assert outcome.app is not None
+        objects += renderer.render_application(outcome.app, observed)
+    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True))
+    return 0

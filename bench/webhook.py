@@ -1,0 +1,379 @@
+"""Benchmark of the admission webhook against a do-nothing baseline, both under gunicorn with TLS.
+
+Starts `oam-rollout webhook` and a baseline (a minimal WSGI app that answers every request
+with a fixed allowed AdmissionReview) with identical gunicorn settings (gthread, workers,
+threads, keep-alive, TLS) on 127.0.0.1, plus a stub Kubernetes API on 127.0.0.1 that serves
+the ControllerRevisions and Rollouts the corpus needs. Each server is driven with the same
+mixed corpus (valid, invalid, state-checked and mutating reviews) over keep-alive
+connections: first one connection for latency, then several for throughput; bounded in
+count and time. Prints p50/p99 latency, requests/s, RSS and the ratios ours/baseline.
+
+Usage: .venv/bin/python bench/webhook.py [--requests N] [--seconds S] [--clients C]
+It must not be imported by the package or the tests, and never dials beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this file's folder comes first on sys.path and its name would shadow
+# the `webhook` package: put the repository root first instead.
+sys.path[:] = [str(ROOT), *(p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench")]
+
+NAMESPACE = "bench"
+KEEPALIVE = 75
+
+# ---------------------------------------------------------------------------
+# the corpus
+
+
+def _app(name: str, **kw: Any) -> dict[str, Any]:
+    from tests.fixtures.webhook import application
+
+    return application(name, namespace=NAMESPACE, **kw)
+
+
+def corpus() -> list[tuple[str, str, bytes]]:
+    """(label, path, body): valid, invalid, state-checked and mutating reviews."""
+    from tests.fixtures.webhook import admission_review
+
+    def review(obj: dict[str, Any], **kw: Any) -> bytes:
+        return json.dumps(admission_review(obj, namespace=NAMESPACE, **kw)).encode()
+
+    first = _app("first")
+    scale = _app("scaled", rollout={"targetSize": 7, "rolloutBatches": [{"replicas": 1}] * 2})
+    bad_sum = _app("bad", rollout={"targetSize": 5, "rolloutBatches": [{"replicas": 2}] * 2})
+    bad_scale = _app("scaled", rollout={"targetSize": 7, "rolloutBatches": [{"replicas": 3}]})
+    reused = _app("scaled", image="stefanprodan/podinfo:5.0.2")
+    labelled = json.loads(json.dumps(scale))
+    labelled["metadata"]["labels"] = {"tier": "web"}
+    return [
+        ("validate valid create", "/validate", review(first)),
+        ("validate valid scale", "/validate", review(scale, operation="UPDATE", old=_app("scaled"))),
+        ("validate invalid sum", "/validate", review(bad_sum)),
+        ("validate invalid scale", "/validate", review(bad_scale, operation="UPDATE", old=scale)),
+        ("validate reused revision", "/validate", review(reused)),
+        ("validate metadata update", "/validate", review(labelled, operation="UPDATE", old=scale)),
+        ("mutate create", "/mutate", review(first)),
+        ("mutate update", "/mutate", review(scale, operation="UPDATE", old=_app("scaled"))),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# the stub Kubernetes API (read-only lists, loopback only)
+
+
+def stub_lists() -> dict[str, bytes]:
+    """The lists `scaled` needs: revision v1 of express-server, a Rollout settled at 5."""
+    from webhook.model import parse_application
+    from webhook.rendering import Renderer
+    from webhook.revisions import resolve_revisions
+    from webhook.state import ObservedState
+
+    app, _ = parse_application(_app("scaled"))
+    assert app is not None
+    resolved, _ = resolve_revisions(app, ObservedState())
+    component = app.components[0]
+    revision = Renderer().render_revision(app, component, resolved[component.name])
+    rollout = {
+        "apiVersion": "standard.oam.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": component.name, "namespace": NAMESPACE,
+                     "labels": {"app.oam.dev/name": "scaled"}},
+        "spec": {"targetRevisionName": "express-server-v1"},
+        "status": {"lastTargetRevision": "express-server-v1", "rolloutTargetSize": 5,
+                   "rollingState": "rolloutSucceed", "currentBatch": 1,
+                   "batchRollingState": "batchReady"},
+    }  # fmt: skip
+    base = f"/namespaces/{NAMESPACE}"
+    return {
+        f"/apis/apps/v1{base}/controllerrevisions": json.dumps(
+            {"kind": "ControllerRevisionList", "items": [revision]}
+        ).encode(),
+        f"/apis/standard.oam.dev/v1alpha1{base}/rollouts": json.dumps(
+            {"kind": "RolloutList", "items": [rollout]}
+        ).encode(),
+    }
+
+
+def start_stub_api() -> tuple[ThreadingHTTPServer, int]:
+    lists = stub_lists()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body = lists.get(self.path.split("?", 1)[0])
+            self.send_response(200 if body is not None else 404)
+            payload = body if body is not None else b'{"kind":"Status","message":"not found"}'
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+
+def write_kubeconfig(path: Path, port: int) -> Path:
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "bench",
+        "clusters": [{"name": "bench", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "bench", "user": {"token": "bench"}}],
+        "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
+    }))  # fmt: skip
+    return path
+
+
+# ---------------------------------------------------------------------------
+# the baseline server: same gunicorn settings, a fixed answer
+
+
+FIXED = json.dumps(
+    {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+     "response": {"uid": "", "allowed": True}}
+).encode()  # fmt: skip
+
+
+def baseline_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(FIXED)))])
+    return [FIXED]
+
+
+def serve_baseline(port: int, cert: str, key: str, workers: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    options = {
+        "bind": [f"127.0.0.1:{port}"], "workers": workers, "threads": threads,
+        "worker_class": "gthread", "keepalive": KEEPALIVE, "timeout": 30,
+        "certfile": cert, "keyfile": key, "accesslog": None, "errorlog": "-",
+        "loglevel": "warning", "preload_app": False,
+    }  # fmt: skip
+
+    class Baseline(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for k, v in options.items():
+                self.cfg.set(k, v)
+
+        def load(self) -> Any:
+            return baseline_app
+
+    Baseline().run()
+
+
+# ---------------------------------------------------------------------------
+# driving a server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_ready(port: int, ca: str, path: str, process: subprocess.Popen[bytes]) -> None:
+    context = ssl.create_default_context(cafile=ca)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited {process.returncode}")
+        try:
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=2)
+            conn.request("GET", path) if path != "/validate" else conn.request(
+                "POST", path, body=b"{}", headers={"Content-Type": "application/json"}
+            )
+            conn.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("server not ready in 30 s")
+
+
+def drive(args: tuple[int, str, list[tuple[str, str, bytes]], int, float, int]) -> list[tuple[str, float]]:
+    """One keep-alive connection: send the corpus round-robin; (label, seconds) per request."""
+    port, ca, items, count, seconds, offset = args
+    context = ssl.create_default_context(cafile=ca)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    out: list[tuple[str, float]] = []
+    deadline = time.monotonic() + seconds
+    for i in range(count):
+        label, path, body = items[(i + offset) % len(items)]
+        started = time.perf_counter()
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        out.append((label, time.perf_counter() - started))
+        if response.status != 200:
+            raise SystemExit(f"{label}: HTTP {response.status}")
+        if time.monotonic() > deadline:
+            break
+    conn.close()
+    return out
+
+
+def rss_kib(pid: int) -> int:
+    """RSS of a process and its children (gunicorn master + workers), KiB."""
+    total = 0
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                pids.append(int(entry))
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(name: str, port: int, ca: str, pid: int, opts: argparse.Namespace) -> dict[str, Any]:
+    items = corpus()
+    # Warm-up: every corpus entry a few times (templates, connection pools).
+    drive((port, ca, items, len(items) * 3, 10.0, 0))
+    started = time.perf_counter()
+    sequential = drive((port, ca, items, opts.requests, opts.seconds, 0))
+    seq_elapsed = time.perf_counter() - started
+    jobs = [(port, ca, items, opts.requests, opts.seconds, i) for i in range(opts.clients)]
+    started = time.perf_counter()
+    with multiprocessing.Pool(opts.clients) as pool:
+        parallel = [r for chunk in pool.map(drive, jobs) for r in chunk]
+    par_elapsed = time.perf_counter() - started
+    validate = [s for label, s in sequential if label.startswith("validate")]
+    return {
+        "name": name,
+        "p50": percentile([s for _, s in sequential], 0.5) * 1000,
+        "p99": percentile([s for _, s in sequential], 0.99) * 1000,
+        "validate_p50": percentile(validate, 0.5) * 1000,
+        "validate_p99": percentile(validate, 0.99) * 1000,
+        "seq_rps": len(sequential) / seq_elapsed,
+        "rps": len(parallel) / par_elapsed,
+        "loaded_p99": percentile([s for _, s in parallel], 0.99) * 1000,
+        "requests": len(sequential) + len(parallel),
+        "rss_mib": rss_kib(pid) / 1024,
+    }
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="per connection (cap)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per phase (cap)")
+    parser.add_argument("--clients", type=int, default=4, help="connections in the load phase")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--serve-baseline", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS)
+    opts = parser.parse_args(argv)
+    if opts.serve_baseline:
+        port, cert, key = opts.serve_baseline
+        serve_baseline(int(port), cert, key, opts.workers, opts.threads)
+        return 0
+
+    from webhook.certs import generate
+
+    began = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="oam-rollout-bench-"))
+    bundle = generate(["127.0.0.1"], work / "certs")
+    stub, api_port = start_stub_api()
+    kubeconfig = write_kubeconfig(work / "kubeconfig", api_port)
+    ca = str(bundle.ca_path)
+    results = []
+    common = ["--workers", str(opts.workers), "--threads", str(opts.threads)]
+    servers = {
+        "oam-rollout": [sys.executable, "-m", "webhook", "webhook", "--tls-cert", str(bundle.cert_path),
+                        "--tls-key", str(bundle.key_path), "--kubeconfig", str(kubeconfig), "--port"],
+        "baseline": [sys.executable, str(Path(__file__).resolve()), *common, "--serve-baseline"],
+    }  # fmt: skip
+    try:
+        for name, argv_head in servers.items():
+            port = free_port()
+            if name == "baseline":
+                cmd = [*argv_head, str(port), str(bundle.cert_path), str(bundle.key_path)]
+            else:
+                cmd = [*argv_head, str(port), *common]
+            log = (work / f"{name}.log").open("wb")
+            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            try:
+                wait_ready(port, ca, "/readyz" if name == "oam-rollout" else "/validate", process)
+                results.append(measure(name, port, ca, process.pid, opts))
+            finally:
+                stop(process)
+                log.close()
+    finally:
+        stub.shutdown()
+        for path in sorted(work.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        work.rmdir()
+
+    ours, base = results
+    print(f"oam-rollout webhook bench: {opts.workers} worker(s) x {opts.threads} threads, gthread, TLS, "
+          f"keep-alive; corpus of {len(corpus())} reviews; {opts.clients} connections under load")  # fmt: skip
+    header = f"{'server':<12} {'p50 ms':>7} {'p99 ms':>7} {'val p99':>8} {'req/s 1c':>9} " \
+             f"{'req/s':>7} {'p99 load':>9} {'RSS MiB':>8} {'requests':>9}"  # fmt: skip
+    print(header)
+    for r in results:
+        print(f"{r['name']:<12} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['validate_p99']:>8.2f} "
+              f"{r['seq_rps']:>9.0f} {r['rps']:>7.0f} {r['loaded_p99']:>9.2f} {r['rss_mib']:>8.1f} "
+              f"{r['requests']:>9}")  # fmt: skip
+    print(
+        f"ratios ours/baseline: p50 {ours['p50'] / base['p50']:.2f}x, p99 {ours['p99'] / base['p99']:.2f}x, "
+        f"throughput {ours['rps'] / base['rps']:.2f}x, RSS {ours['rss_mib'] / base['rss_mib']:.2f}x"
+    )
+    checks = [
+        ("validate p99 <= 10 ms", ours["validate_p99"] <= 10.0, f"{ours['validate_p99']:.2f} ms"),
+        ("throughput >= 0.6 x baseline", ours["rps"] >= 0.6 * base["rps"], f"{ours['rps'] / base['rps']:.2f}x"),
+        ("total RSS <= 100 MiB", ours["rss_mib"] <= 100.0, f"{ours['rss_mib']:.1f} MiB"),
+    ]  # fmt: skip
+    for label, ok, figure in checks:
+        print(f"target {label}: {'met' if ok else 'MISSED'} ({figure})")
+    print(f"bench took {time.monotonic() - began:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

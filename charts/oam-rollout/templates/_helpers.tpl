@@ -1,0 +1,151 @@
+{{/*
+Names, labels and the small derived values every template shares.
+Cross-field value rules live in "oam-rollout.checkValues" so that every mistake is
+reported with a sentence, not a template error.
+*/}}
+
+{{- define "oam-rollout.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-<chart>, or the release name alone when it already holds the chart name. */}}
+{{- define "oam-rollout.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "oam-rollout.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "oam-rollout.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "oam-rollout.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "oam-rollout.labels" -}}
+helm.sh/chart: {{ include "oam-rollout.chart" . }}
+{{ include "oam-rollout.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: oam-rollout
+{{- end }}
+
+{{/* Labels of one component; call with (dict "root" $ "component" "webhook"). */}}
+{{- define "oam-rollout.componentLabels" -}}
+{{ include "oam-rollout.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "oam-rollout.componentSelectorLabels" -}}
+{{ include "oam-rollout.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "oam-rollout.webhookName" -}}
+{{- printf "%s-webhook" (include "oam-rollout.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "oam-rollout.controllerName" -}}
+{{- printf "%s-controller" (include "oam-rollout.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "oam-rollout.webhookServiceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- include "oam-rollout.webhookName" . }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.webhookName }}
+{{- end }}
+{{- end }}
+
+{{- define "oam-rollout.controllerServiceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- include "oam-rollout.controllerName" . }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.controllerName }}
+{{- end }}
+{{- end }}
+
+{{- define "oam-rollout.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "oam-rollout.webhookName" .)) .Values.certs.secretName }}
+{{- end }}
+
+{{- define "oam-rollout.certificateName" -}}
+{{- printf "%s-serving" (include "oam-rollout.webhookName" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "oam-rollout.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* "true" when the webhook runs in the cluster (no webhook.url). */}}
+{{- define "oam-rollout.webhookInCluster" -}}
+{{- if not .Values.webhook.url }}true{{ end }}
+{{- end }}
+
+{{/* The names the API server sends admission requests to (unique per release). */}}
+{{- define "oam-rollout.admissionName" -}}
+{{- printf "%s.%s.rollout.oam.dev" .kind (include "oam-rollout.fullname" .root) }}
+{{- end }}
+
+{{/* Resources of one component: its own override, else the shared default. */}}
+{{- define "oam-rollout.resources" -}}
+{{- $own := index .root.Values .component "resources" }}
+{{- toYaml (default .root.Values.resources $own) }}
+{{- end }}
+
+{{/* Scheduling shared by both Deployments; call with (dict "root" $ "component" NAME). */}}
+{{- define "oam-rollout.scheduling" -}}
+{{- $root := .root }}
+{{- with $root.Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $root.Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $root.Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+affinity:
+{{- if $root.Values.affinity }}
+  {{- toYaml $root.Values.affinity | nindent 2 }}
+{{- else }}
+  # Spread replicas over nodes so a single node loss keeps one serving.
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm:
+          topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- include "oam-rollout.componentSelectorLabels" . | nindent 14 }}
+{{- end }}
+{{- end }}
+
+{{/* Value rules a JSON schema cannot say clearly; fails the render with a sentence. */}}
+{{- define "oam-rollout.checkValues" -}}
+{{- if and .Values.webhook.url (not .Values.certs.caBundle) }}
+{{- fail "webhook.url is set: certs.caBundle must hold the base64 PEM CA that signed the webhook server's certificate" }}
+{{- end }}
+{{- if and (eq .Values.certs.mode "external") (not .Values.certs.caBundle) }}
+{{- fail "certs.mode=external: certs.caBundle must hold the base64 PEM CA of the certificate in certs.secretName" }}
+{{- end }}
+{{- if and (eq .Values.certs.mode "external") (not .Values.webhook.url) (not .Values.certs.secretName) }}
+{{- fail "certs.mode=external: certs.secretName must name an existing kubernetes.io/tls Secret in the release namespace" }}
+{{- end }}
+{{- if .Values.certs.caBundle }}
+{{- if not (contains "-----BEGIN CERTIFICATE-----" (b64dec .Values.certs.caBundle)) }}
+{{- fail "certs.caBundle must be base64 of a PEM certificate (-----BEGIN CERTIFICATE-----...)" }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Build kube-apiserver and kube-controller-manager v1.20.2 from Debian's source package.
+#
+# The slow path of the control-plane binary lookup (webhook/testing/tools.py), used only
+# when $KUBEBUILDER_ASSETS, the cache dir and ../shared/k8s all lack the binaries.
+# On a Debian bookworm machine (root, or sudo available) it:
+#   1. adds deb-src entries mirroring the Debian deb entries, if none exist;
+#   2. installs the build deps: golang-go rsync jq make dpkg-dev golang-github-modern-go-reflect2-dev;
+#   3. downloads the `kubernetes` source package and unpacks its .orig.tar.gz;
+#   4. replaces vendor/github.com/modern-go/reflect2 (v1.0.1 crashes under Go >= 1.18)
+#      with Debian's 1.0.2 sources;
+#   5. runs make for the two commands (about 6 minutes on 2 cores);
+#   6. installs them into --out with a SHA256SUMS file.
+# --dry-run prints every command instead of running it and changes nothing.
+set -euo pipefail
+
+K8S_DEB_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
+WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+BINARIES=(kube-apiserver kube-controller-manager)
+REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
+SRC_LIST=/etc/apt/sources.list.d/oam-rollout-deb-src.sources
+
+out="${XDG_CACHE_HOME:-$HOME/.cache}/oam-rollout/k8s-v1.20.2"
+workdir=""
+dry_run=0
+keep=0
+
+usage() {
+  cat <<USAGE
+usage: scripts/build-k8s.sh [--out DIR] [--workdir DIR] [--keep] [--dry-run]
+  --out DIR      where to install the binaries (default: $out)
+  --workdir DIR  where to download and build (default: a new temp dir, removed afterwards)
+  --keep         keep the build workdir
+  --dry-run      print the commands without running them
+USAGE
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) [ $# -ge 2 ] || { echo "build-k8s: --out needs a directory" >&2; exit 2; }; out=$2; shift 2 ;;
+    --out=*) out=${1#--out=}; shift ;;
+    --workdir) [ $# -ge 2 ] || { echo "build-k8s: --workdir needs a directory" >&2; exit 2; }; workdir=$2; shift 2 ;;
+    --workdir=*) workdir=${1#--workdir=}; shift ;;
+    --keep) keep=1; shift ;;
+    --dry-run) dry_run=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "build-k8s: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+[ -n "$out" ] || { echo "build-k8s: --out must not be empty" >&2; exit 2; }
+
+run() {
+  # Print, then run unless --dry-run: the log shows exactly what was done.
+  echo "+ $*"
+  if [ "$dry_run" = 0 ]; then "$@"; fi
+}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then run "$@"
+  elif command -v sudo >/dev/null 2>&1; then run sudo "$@"
+  else echo "build-k8s: needs root (or sudo) to run: $*" >&2; exit 2
+  fi
+}
+
+if [ "$dry_run" = 0 ]; then
+  command -v apt-get >/dev/null 2>&1 || {
+    echo "build-k8s: apt-get not found; this script builds on Debian bookworm only." >&2
+    echo "  Alternatives: set KUBEBUILDER_ASSETS to a dir with kube-apiserver and" >&2
+    echo "  kube-controller-manager v1.20.x, or put them in $out" >&2
+    exit 2
+  }
+fi
+
+# 1. deb-src entries, derived from the Debian deb entries (same mirrors and suites).
+has_deb_src() {
+  grep -rqsE '^[[:space:]]*(deb-src[[:space:]]|Types:.*deb-src)' /etc/apt/sources.list /etc/apt/sources.list.d/
+}
+deb_src_entries() {
+  # deb822 stanzas of Debian's own archives, with Types: deb-src.
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    [ "$f" = "$SRC_LIST" ] && continue
+    awk 'BEGIN{RS=""; ORS="\n\n"} /URIs:[^\n]*debian/ && /Types:[^\n]*deb/ {
+           gsub(/Types:[^\n]*/, "Types: deb-src"); print }' "$f"
+  done
+  # One-line format.
+  if [ -f /etc/apt/sources.list ]; then
+    awk '$1=="deb" && $2 ~ /debian/ { $1="deb-src"; print }' /etc/apt/sources.list
+  fi
+}
+if ! has_deb_src; then
+  entries=$(deb_src_entries)
+  if [ -z "$entries" ]; then
+    echo "build-k8s: no Debian deb entry found to derive a deb-src entry from" >&2
+    exit 2
+  fi
+  echo "+ write $SRC_LIST:"
+  printf '%s\n' "$entries" | sed 's/^/    /'
+  if [ "$dry_run" = 0 ]; then
+    printf '%s\n' "$entries" | as_root tee "$SRC_LIST" >/dev/null
+  fi
+fi
+
+# 2. build dependencies.
+as_root apt-get update -qq
+as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+  golang-go rsync jq make dpkg-dev golang-github-modern-go-reflect2-dev
+
+# 3. the source package.
+cleanup=0
+if [ -z "$workdir" ]; then
+  if [ "$dry_run" = 1 ]; then workdir="/tmp/build-k8s.XXXXXX"
+  else workdir=$(mktemp -d /tmp/build-k8s.XXXXXX); cleanup=$((1 - keep)); fi
+fi
+if [ "$cleanup" = 1 ]; then trap 'rm -rf "$workdir"' EXIT; fi
+run mkdir -p "$workdir/src"
+echo "+ cd $workdir"
+if [ "$dry_run" = 0 ]; then cd "$workdir"; fi
+run apt-get source --download-only "kubernetes=$K8S_DEB_VERSION"
+orig="kubernetes_${K8S_DEB_VERSION%%-*}.orig.tar.gz"
+if [ "$dry_run" = 0 ] && [ ! -f "$orig" ]; then
+  # The archive may compress the upstream tarball differently (.xz): take what came.
+  orig=$(ls kubernetes_*.orig.tar.* | head -n 1)
+fi
+run tar -xf "$orig" -C src --strip-components=1
+
+# 4. reflect2 1.0.2 from Debian in place of the vendored 1.0.1.
+vendor=src/vendor/github.com/modern-go/reflect2
+run rm -rf "$vendor"
+run mkdir -p "$vendor"
+echo "+ cp $REFLECT2_SRC/*.go $REFLECT2_SRC/*.s $vendor/"
+if [ "$dry_run" = 0 ]; then
+  cp "$REFLECT2_SRC"/*.go "$vendor"/
+  cp "$REFLECT2_SRC"/*.s "$vendor"/ 2>/dev/null || true
+  rm -f "$vendor/go.mod"
+fi
+
+# 5. build (make generates the openapi files a plain `go build` lacks).
+echo "+ cd $workdir/src"
+if [ "$dry_run" = 0 ]; then cd "$workdir/src"; fi
+run make WHAT="$WHAT" KUBE_BUILD_PLATFORMS=linux/amd64 GOLDFLAGS="-s -w"
+
+# 6. install with sums.
+run mkdir -p "$out"
+for b in "${BINARIES[@]}"; do
+  run install -m 0755 "_output/bin/$b" "$out/$b"
+done
+echo "+ (cd $out && sha256sum ${BINARIES[*]} > SHA256SUMS)"
+if [ "$dry_run" = 0 ]; then (cd "$out" && sha256sum "${BINARIES[@]}" > SHA256SUMS); fi
+echo "build-k8s: ${BINARIES[*]} installed in $out"

@@ -1,0 +1,1 @@
+"""Tests of the Helm chart as rendered by helm itself (no cluster needed)."""

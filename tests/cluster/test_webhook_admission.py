@@ -1,0 +1,293 @@
+"""Admission through a real kube-apiserver: kubectl apply of the spec's Applications, and bad ones.
+
+The webhook runs as `oam-rollout webhook` (gunicorn, TLS) registered in url mode on 127.0.0.1.
+No controller runs in these namespaces: the live state a rule needs (ControllerRevisions, a
+settled Rollout) is created here exactly as the controller would create it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.fixtures.webhook import application
+from webhook.labels import (
+    ANNOTATION_REVISIONS,
+    LABEL_CONTROLLER_COMPONENT,
+    ROLLOUT_API_VERSION,
+    ROLLOUT_KIND,
+    ROLLOUT_SUCCEED,
+)
+from webhook.model import parse_application
+from webhook.rendering import Renderer
+from webhook.revisions import resolve_revisions
+
+pytestmark = pytest.mark.cluster
+
+# Namespaces a controller under test must leave alone: this test plays the controller.
+HANDS_OFF = "oam-rollout.dev/no-controller=true"
+
+V2_IMAGE = "stefanprodan/podinfo:5.0.2"
+COMPONENT = "express-server"
+
+
+def plan(size: int, *batches: int, **more: Any) -> dict[str, Any]:
+    return {"targetSize": size, "rolloutBatches": [{"replicas": n} for n in batches], **more}
+
+
+def v2(rollout: dict[str, Any]) -> dict[str, Any]:
+    return application(image=V2_IMAGE, external_revision="express-server-v2", rollout=rollout)
+
+
+ROLLBACK = {"targetRevision": "express-server-v1"}
+
+V1, V2 = "express-server-v1", "express-server-v2"
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What the controller would have made of a step: its Rollout target, size and batch."""
+
+    target: str
+    size: int | None  # None while batches still roll
+    batch: int
+
+
+# The spec, in order, with the live state each step leaves behind.
+SPEC_WALKTHROUGH: list[tuple[str, dict[str, Any], Settled | None]] = [
+    ("first deploy", application(), Settled(V1, 5, 1)),
+    ("first batch of v2", v2(plan(5, 2, 3, batchPartition=0)), Settled(V2, None, 0)),
+    ("rest of v2", v2(plan(5, 2, 3)), Settled(V2, 5, 1)),
+    ("roll back", v2(plan(5, 2, 3, **ROLLBACK)), Settled(V1, 5, 1)),
+    ("scale out", v2(plan(7, 1, 1, **ROLLBACK)), Settled(V1, 7, 1)),
+    ("scale in", v2(plan(3, 1, 3, **ROLLBACK)), None),
+]
+
+
+class Controller:
+    """Plays the controller's part for one namespace: revisions and Rollout status."""
+
+    def __init__(self, kubectl: Any, namespace: str) -> None:
+        self.kubectl = kubectl
+        self.namespace = namespace
+        self.renderer = Renderer()
+
+    def record_revision(self, app_name: str, component: str) -> None:
+        """Create the ControllerRevision of the stored Application's component, owned by it."""
+        stored = json.loads(
+            self.kubectl("get", "app", app_name, "-n", self.namespace, "-o", "json").stdout
+        )
+        app, errors = parse_application(stored)
+        assert app is not None, errors
+        recorded = json.loads(stored["metadata"]["annotations"][ANNOTATION_REVISIONS])
+        existing = self.kubectl(
+            "get", "controllerrevision", "-n", self.namespace, "-o", "json"
+        ).stdout
+        from webhook.kube import observed_state_from
+
+        observed = observed_state_from(self.namespace, app_name, json.loads(existing)["items"], [])
+        resolved, errors = resolve_revisions(app, observed)
+        assert not errors, errors
+        assert resolved[component].name == recorded[component]
+        if not resolved[component].is_new:
+            return
+        revision = self.renderer.render_revision(app, app.component(component), resolved[component])  # type: ignore[arg-type]
+        self.kubectl("create", "-n", self.namespace, "-f", "-", input=json.dumps(revision))
+
+    def settle(
+        self, app_name: str, component: str, target: str, size: int | None, batch: int
+    ) -> None:
+        """A Rollout aimed at ``target``: settled at ``size``, or rolling batch ``batch``."""
+        uid = self.kubectl(
+            "get", "app", app_name, "-n", self.namespace, "-o", "jsonpath={.metadata.uid}"
+        ).stdout
+        rollout = {
+            "apiVersion": ROLLOUT_API_VERSION,
+            "kind": ROLLOUT_KIND,
+            "metadata": {
+                "name": component,
+                "namespace": self.namespace,
+                "ownerReferences": [
+                    {"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "name": app_name,
+                     "uid": uid, "controller": True}
+                ],
+            },
+            "spec": {"targetRevisionName": target, "componentName": component,
+                     "rolloutPlan": plan(size or 5, size or 5)},
+        }  # fmt: skip
+        self.kubectl("apply", "-n", self.namespace, "-f", "-", input=json.dumps(rollout))
+        status = {
+            "lastTargetRevision": target,
+            "rolloutTargetSize": size if size is not None else 5,
+            "upgradedReplicas": size if size is not None else 2,
+            "upgradedReadyReplicas": size if size is not None else 2,
+            "currentBatch": batch,
+            "rollingState": ROLLOUT_SUCCEED if size is not None else "rollingInBatches",
+            "batchRollingState": "batchReady",
+        }
+        self.kubectl(
+            "patch", "rollout", component, "-n", self.namespace, "--subresource=status",
+            "--type=merge", "-p", json.dumps({"status": status}),
+        )  # fmt: skip
+
+
+def apply(kubectl: Any, namespace: str, app: dict[str, Any], *, dry_run: bool = False) -> Any:
+    args = ["apply", "-n", namespace, "-f", "-"]
+    if dry_run:
+        args.append("--dry-run=server")
+    return kubectl(*args, input=json.dumps(app), check=False)
+
+
+@pytest.fixture
+def hands_off(kubectl: Any, namespace: str) -> str:
+    kubectl("label", "namespace", namespace, HANDS_OFF)
+    return namespace
+
+
+def test_every_application_of_the_spec_is_accepted_in_order(
+    webhook_server: Any, kubectl: Any, hands_off: str
+) -> None:
+    controller = Controller(kubectl, hands_off)
+    for step, app, after in SPEC_WALKTHROUGH:
+        dry = apply(kubectl, hands_off, app, dry_run=True)
+        assert dry.returncode == 0, f"{step} (dry run): {dry.stderr}"
+        real = apply(kubectl, hands_off, app)
+        assert real.returncode == 0, f"{step}: {real.stderr}"
+        if after is not None:
+            controller.record_revision("rollout-trait-test", "express-server")
+            controller.settle(
+                "rollout-trait-test", "express-server", after.target, after.size, after.batch
+            )
+    stored = json.loads(
+        kubectl("get", "app", "rollout-trait-test", "-n", hands_off, "-o", "json").stdout
+    )
+    assert json.loads(stored["metadata"]["annotations"][ANNOTATION_REVISIONS]) == {
+        "express-server": "express-server-v2"
+    }
+    names = kubectl(
+        "get", "controllerrevision", "-n", hands_off,
+        "-l", f"{LABEL_CONTROLLER_COMPONENT}={COMPONENT}",
+        "-o", "jsonpath={.items[*].metadata.name}",
+    ).stdout.split()  # fmt: skip
+    assert sorted(names) == ["express-server-v1", "express-server-v2"]
+
+
+def test_the_cloneset_applications_of_the_spec_are_accepted(
+    webhook_server: Any, kubectl: Any, hands_off: str
+) -> None:
+    controller = Controller(kubectl, hands_off)
+    name, component = "rollout-trait-test-cloneset", "cloneset-server"
+    first = application(
+        name, component=component, type="cloneset", external_revision="cloneset-server-v1"
+    )
+    upgrade = application(
+        name,
+        component=component,
+        type="cloneset",
+        external_revision="cloneset-server-v2",
+        image=V2_IMAGE,
+    )
+    assert apply(kubectl, hands_off, first).returncode == 0
+    controller.record_revision(name, component)
+    controller.settle(name, component, "cloneset-server-v1", 5, 1)
+    result = apply(kubectl, hands_off, upgrade)
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(kubectl("get", "app", name, "-n", hands_off, "-o", "json").stdout)
+    assert json.loads(stored["metadata"]["annotations"][ANNOTATION_REVISIONS]) == {
+        component: "cloneset-server-v2"
+    }
+
+
+TRAIT = "spec.components[0].traits[0].properties"
+
+BATCH = f"{TRAIT}.rolloutBatches"
+STRING_REPLICAS = {"targetSize": 5, "rolloutBatches": [{"replicas": "2"}, {"replicas": 3}]}
+
+# (case, bad Application, whether v1 must be live and settled at 5 first, the path kubectl shows)
+BAD_SPECS = [
+    ("batches summing to 4 for targetSize 5", application(rollout=plan(5, 2, 2)), False, BATCH),
+    (
+        "batchPartition 2 with two batches",
+        application(rollout=plan(5, 2, 3, batchPartition=2)),
+        False,
+        f"{TRAIT}.batchPartition",
+    ),
+    ("replicas 0", application(rollout=plan(5, 0, 5)), False, f"{BATCH}[0].replicas"),
+    ('replicas "2"', application(rollout=STRING_REPLICAS), False, f"{BATCH}[0].replicas"),
+    (
+        "unknown property",
+        application(rollout=plan(5, 2, 3, maxSurge=1)),
+        False,
+        f"{TRAIT}.maxSurge",
+    ),
+    (
+        "unknown targetRevision",
+        application(rollout=plan(5, 2, 3, targetRevision="express-server-v9")),
+        True,
+        f"{TRAIT}.targetRevision",
+    ),
+    (
+        "externalRevision reused with a new image",
+        application(image=V2_IMAGE),
+        True,
+        "spec.components[0].externalRevision",
+    ),
+    ("scale 5->7 with batches summing to 3", application(rollout=plan(7, 1, 2)), True, BATCH),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "app", "needs_v1", "field_path"), BAD_SPECS, ids=[c[0] for c in BAD_SPECS]
+)
+def test_bad_specs_are_denied_and_kubectl_shows_the_field_path(
+    webhook_server: Any,
+    kubectl: Any,
+    hands_off: str,
+    case: str,
+    app: dict[str, Any],
+    needs_v1: bool,
+    field_path: str,
+) -> None:
+    if needs_v1:
+        assert apply(kubectl, hands_off, application()).returncode == 0
+        controller = Controller(kubectl, hands_off)
+        controller.record_revision("rollout-trait-test", "express-server")
+        controller.settle("rollout-trait-test", "express-server", "express-server-v1", 5, 1)
+    verdicts = []
+    for dry_run in (True, False):
+        result = apply(kubectl, hands_off, app, dry_run=dry_run)
+        assert result.returncode != 0, f"{case} was admitted (dry run: {dry_run})"
+        # kubectl prints an Invalid status as its causes: `The Application "x" is invalid: ...`.
+        assert 'The Application "rollout-trait-test" is invalid' in result.stderr
+        assert f"{field_path}: " in result.stderr
+        verdicts.append(result.stderr.strip())
+    assert verdicts[0] == verdicts[1]
+
+
+def test_a_denied_update_leaves_the_stored_application_as_it_was(
+    webhook_server: Any, kubectl: Any, hands_off: str
+) -> None:
+    assert apply(kubectl, hands_off, application()).returncode == 0
+    before = kubectl(
+        "get",
+        "app",
+        "rollout-trait-test",
+        "-n",
+        hands_off,
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ).stdout
+    assert apply(kubectl, hands_off, application(rollout=plan(5, 1))).returncode != 0
+    after = kubectl(
+        "get",
+        "app",
+        "rollout-trait-test",
+        "-n",
+        hands_off,
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ).stdout
+    assert before == after

@@ -1,0 +1,254 @@
+"""The HTTP shell: status codes for bad bodies, denials for our failures, logs, metrics, probes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fixtures.webhook import StubRenderer, admission_review, application
+from webhook.errors import ClusterReadError, OamRolloutError
+from webhook.server import MAX_BODY_BYTES, JsonFormatter, Metrics, create_app
+from webhook.state import ObservedState
+
+
+def empty_state(namespace: str, name: str) -> ObservedState:
+    return ObservedState(namespace=namespace)
+
+
+def make_app(
+    read_state: Any = empty_state, renderer: Any = None, ready: Any = None
+) -> tuple[Flask, Metrics]:
+    metrics = Metrics()
+    app = create_app(read_state, renderer or StubRenderer(), metrics=metrics, ready=ready)
+    return app, metrics
+
+
+@pytest.fixture
+def client() -> FlaskClient:
+    return make_app()[0].test_client()
+
+
+def post(client: FlaskClient, path: str, body: Any, content_type: str = "application/json") -> Any:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post(path, data=data, content_type=content_type)
+
+
+@pytest.mark.parametrize("path", ["/validate", "/mutate"])
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "says"),
+    [
+        ("text/plain", json.dumps(admission_review(application())).encode(), 415, "Content-Type"),
+        ("", json.dumps(admission_review(application())).encode(), 415, "Content-Type"),
+        ("application/json", b"{not json", 400, "not valid JSON"),
+        ("application/json", b"\xff\xfe", 400, "not valid JSON"),
+        ("application/json", b"[1, 2]", 400, "not a JSON object"),
+        ("application/json", b'{"kind": "Pod"}', 400, "kind must be AdmissionReview"),
+        ("application/json", b"[" * 100_000, 400, "not valid JSON"),
+        (
+            "application/json",
+            json.dumps(admission_review(None)).encode(),
+            400,
+            "request.object is required",
+        ),
+    ],
+    ids=["text", "none", "broken", "not-utf8", "array", "pod", "deep", "no-object"],
+)
+def test_bad_bodies_get_a_plain_http_error_with_a_reason(
+    client: FlaskClient, path: str, content_type: str, body: bytes, status: int, says: str
+) -> None:
+    response = client.post(path, data=body, content_type=content_type)
+    assert response.status_code == status
+    assert says in response.get_json()["error"]
+
+
+def test_a_charset_parameter_is_still_json(client: FlaskClient) -> None:
+    response = post(
+        client, "/validate", admission_review(application()), "application/json; charset=utf-8"
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/validate", "/mutate"])
+def test_bodies_over_seven_mib_are_refused_with_413(client: FlaskClient, path: str) -> None:
+    response = post(client, path, b" " * (MAX_BODY_BYTES + 1))
+    assert response.status_code == 413
+
+
+def test_a_body_just_under_the_limit_is_read(client: FlaskClient) -> None:
+    body = json.dumps(admission_review(application())).encode()
+    padded = body + b" " * (MAX_BODY_BYTES - len(body))
+    assert post(client, "/validate", padded).status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path"), [("get", "/validate"), ("post", "/healthz")])
+def test_wrong_methods_get_405(client: FlaskClient, method: str, path: str) -> None:
+    assert getattr(client, method)(path).status_code == 405
+
+
+def test_an_invalid_application_is_http_200_with_a_422_denial(client: FlaskClient) -> None:
+    app = application(rollout={"targetSize": 5, "rolloutBatches": [{"replicas": 4}]})
+    response = post(client, "/validate", admission_review(app))
+    assert response.status_code == 200
+    review = response.get_json()["response"]
+    assert review["allowed"] is False
+    assert review["status"]["code"] == 422
+    assert review["status"]["reason"] == "Invalid"
+
+
+def test_the_mutating_endpoint_patches(client: FlaskClient) -> None:
+    review = post(client, "/mutate", admission_review(application())).get_json()["response"]
+    assert (review["allowed"], review["patchType"]) == (True, "JSONPatch")
+
+
+def boom(namespace: str, name: str) -> ObservedState:
+    raise ZeroDivisionError("secret internals")
+
+
+def ours(namespace: str, name: str) -> ObservedState:
+    raise OamRolloutError("template registry is empty")
+
+
+@pytest.mark.parametrize(
+    ("reader", "says"),
+    [(boom, "internal error (incident "), (ours, "template registry is empty")],
+    ids=["bug", "ours"],
+)
+def test_our_failures_deny_with_500_and_keep_the_traceback_in_the_log(
+    reader: Any, says: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_app(read_state=reader)[0].test_client()
+    logging.getLogger("oam_rollout.webhook").addHandler(caplog.handler)
+    try:
+        response = post(client, "/validate", admission_review(application()))
+    finally:
+        logging.getLogger("oam_rollout.webhook").removeHandler(caplog.handler)
+    assert response.status_code == 200
+    review = response.get_json()["response"]
+    assert (review["allowed"], review["status"]["code"]) == (False, 500)
+    assert says in review["status"]["message"]
+    assert "Traceback" not in response.get_data(as_text=True)
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert any(record.exc_info for record in caplog.records)
+
+
+def test_an_unreachable_cluster_is_a_500_denial_and_is_counted() -> None:
+    def unreachable(namespace: str, name: str) -> ObservedState:
+        raise ClusterReadError("GET /apis/apps/v1/...: ConnectionRefusedError")
+
+    app, metrics = make_app(read_state=unreachable)
+    review = post(app.test_client(), "/validate", admission_review(application())).get_json()
+    assert review["response"]["status"]["code"] == 500
+    assert metrics.registry.get_sample_value("oam_rollout_cluster_read_errors_total") == 1.0
+
+
+def test_each_review_is_logged_as_one_json_line(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("oam_rollout.reviews")
+    client = make_app()[0].test_client()
+    logger.addHandler(caplog.handler)
+    try:
+        post(client, "/validate", admission_review(application(), dry_run=True, uid="uid-7"))
+    finally:
+        logger.removeHandler(caplog.handler)
+    (record,) = [r for r in caplog.records if r.name == "oam_rollout.reviews"]
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert {k: entry[k] for k in ("webhook", "uid", "kind", "object", "operation", "dryRun")} == {
+        "webhook": "validate",
+        "uid": "uid-7",
+        "kind": "Application",
+        "object": "default/rollout-trait-test",
+        "operation": "CREATE",
+        "dryRun": True,
+    }
+    assert (entry["allowed"], entry["code"], entry["patched"]) == (True, 200, False)
+    assert entry["durationMs"] >= 0
+
+
+def test_metrics_count_reviews_by_webhook_and_verdict() -> None:
+    app, _ = make_app()
+    client = app.test_client()
+    post(client, "/validate", admission_review(application()))
+    bad = application(rollout={"targetSize": 5, "rolloutBatches": [{"replicas": 4}]})
+    post(client, "/validate", admission_review(bad))
+    post(client, "/mutate", admission_review(application()))
+    post(client, "/mutate", b"nope")
+    text = client.get("/metrics").get_data(as_text=True)
+    for line in (
+        'oam_rollout_admission_reviews_total{allowed="true",code="200",operation="CREATE",'
+        'webhook="validate"} 1.0',
+        'oam_rollout_admission_reviews_total{allowed="false",code="422",operation="CREATE",'
+        'webhook="validate"} 1.0',
+        'oam_rollout_admission_reviews_total{allowed="true",code="200",operation="CREATE",'
+        'webhook="mutate"} 1.0',
+        'oam_rollout_http_rejections_total{code="400"} 1.0',
+        'oam_rollout_admission_duration_seconds_count{webhook="validate"} 2.0',
+    ):
+        assert line in text
+
+
+def test_healthz_answers_while_the_process_lives(client: FlaskClient) -> None:
+    assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("checks", "status"),
+    [({"templates": True, "tls": True}, 200), ({"templates": True, "tls": False}, 503)],
+)
+def test_readyz_is_ready_only_when_every_check_passes(checks: dict[str, bool], status: int) -> None:
+    client = make_app(ready=lambda: checks)[0].test_client()
+    response = client.get("/readyz")
+    assert response.status_code == status
+    assert response.get_json() == {"ready": status == 200, "checks": checks}
+
+
+VALID_BODY = json.dumps(admission_review(application())).encode()
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def mangled_reviews() -> st.SearchStrategy[bytes]:
+    """AdmissionReviews with one field of the request (or of the Application) replaced."""
+    keys = ["uid", "operation", "object", "oldObject", "kind", "namespace", "name", "dryRun"]
+
+    def build(key: str, value: Any, deep: bool) -> bytes:
+        body = admission_review(application())
+        if deep:
+            body["request"]["object"]["spec"]["components"][0][key[:5]] = value
+        else:
+            body["request"][key] = value
+        return json.dumps(body).encode()
+
+    return st.builds(build, st.sampled_from(keys), json_values, st.booleans())
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.integers(min_value=0, max_value=len(VALID_BODY)).map(lambda n: VALID_BODY[:n]),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        mangled_reviews(),
+    ),
+    path=st.sampled_from(["/validate", "/mutate"]),
+)
+def test_random_and_truncated_bodies_never_get_a_5xx(
+    client: FlaskClient, body: bytes, path: str
+) -> None:
+    response = post(client, path, body)
+    assert response.status_code < 500
+    assert client.get("/healthz").status_code == 200

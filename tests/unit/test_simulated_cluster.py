@@ -1,0 +1,567 @@
+"""The local control plane's pure parts: tool lookup, simulations' decisions, CRDs, CLI.
+
+No control plane here: these run in milliseconds and pin the rules the cluster
+tests rely on (which binary wins, what the simulated kubelet and CloneSet
+controller decide for a given object, which columns the CRDs print).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fixtures.cluster import namespace_name
+from webhook import cli
+from webhook.testing import tools
+from webhook.testing.cloneset import (
+    PodView,
+    cloneset_status,
+    plan_cloneset,
+    revision_name,
+    scaled_partition,
+    template_shape,
+)
+from webhook.testing.cluster import crd_paths, kubeconfig_document
+from webhook.testing.kubelet import (
+    CRASH_AFTER,
+    NEVER_READY,
+    PodAction,
+    parse_duration,
+    pod_action,
+    status_patch,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+NODE = "sim-node"
+
+# -- the simulated kubelet -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("2s", 2.0), ("1.5", 1.5), ("1m", 60.0), (" 3s ", 3.0)],
+)
+def test_durations_read_like_kubernetes_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "-1s", "2h", "1s2"])
+def test_durations_that_are_not_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def pod(
+    node: str | None = NODE,
+    image: str = "app:2",
+    reported: str | None = "app:2",
+    ready: str | None = "True",
+    phase: str = "Running",
+    annotations: dict[str, str] | None = None,
+    deleting: bool = False,
+    waiting: str | None = None,
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase}
+    if reported is not None:
+        state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}
+        status["containerStatuses"] = [{"name": "main", "image": reported, "state": state}]
+    if ready is not None:
+        status["conditions"] = [{"type": "Ready", "status": ready}]
+    meta: dict[str, Any] = {"name": "p", "namespace": "ns", "uid": "u1"}
+    if annotations:
+        meta["annotations"] = annotations
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    spec: dict[str, Any] = {"containers": [{"name": "main", "image": image}]}
+    if node:
+        spec["nodeName"] = node
+    return {"metadata": meta, "spec": spec, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        (pod(node=None, reported=None, ready=None, phase="Pending"), PodAction.BIND),
+        (pod(node="other-node"), PodAction.IGNORE),
+        (pod(deleting=True), PodAction.FINALIZE),
+        (pod(node=None, deleting=True), PodAction.FINALIZE),
+        (pod(node="other-node", deleting=True), PodAction.IGNORE),
+        (pod(reported=None, ready=None, phase="Pending"), PodAction.START),
+        (pod(reported="app:1"), PodAction.START),
+        (pod(ready="False", phase="Pending", waiting="ContainerCreating"), PodAction.AWAIT_READY),
+        (pod(), PodAction.IGNORE),
+        (pod(phase="Succeeded"), PodAction.IGNORE),
+        (pod(ready="False", waiting="CrashLoopBackOff"), PodAction.IGNORE),
+        (
+            pod(ready="False", phase="Pending", annotations={NEVER_READY: "true"}),
+            PodAction.HOLD_UNREADY,
+        ),
+        (pod(ready="False", annotations={NEVER_READY: "true"}), PodAction.IGNORE),
+        (pod(ready="False", annotations={CRASH_AFTER: "1s"}), PodAction.AWAIT_READY),
+    ],
+    ids=[
+        "unscheduled-is-bound",
+        "another-nodes-pod-is-left-alone",
+        "terminating-is-finalized",
+        "terminating-unscheduled-is-finalized",
+        "another-nodes-terminating-pod-is-left-alone",
+        "bound-and-not-started-starts",
+        "image-changed-in-place-restarts",
+        "started-and-not-ready-awaits-readiness",
+        "ready-and-current-is-left-alone",
+        "finished-is-left-alone",
+        "crashed-stays-crashed",
+        "never-ready-is-held-unready",
+        "never-ready-held-is-left-alone",
+        "crash-later-still-becomes-ready-first",
+    ],
+)
+def test_the_simulated_kubelet_picks_the_next_step_a_kubelet_would(
+    case: dict[str, Any], expected: PodAction
+) -> None:
+    assert pod_action(case, NODE) is expected
+
+
+@pytest.mark.parametrize(
+    ("state", "phase", "ready", "restarts", "container_state"),
+    [
+        ("starting", "Pending", "False", 0, "waiting"),
+        ("running", "Running", "True", 0, "running"),
+        ("unready", "Running", "False", 0, "running"),
+        ("crashed", "Running", "False", 1, "waiting"),
+    ],
+)
+def test_reported_pod_status_matches_the_simulated_state(
+    state: str, phase: str, ready: str, restarts: int, container_state: str
+) -> None:
+    before = pod(reported=None, ready=None, phase="Pending")
+    status = status_patch(before, state, "2026-01-01T00:00:00Z")["status"]
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    container = status["containerStatuses"][0]
+    assert (
+        status["phase"],
+        conditions["Ready"],
+        conditions["ContainersReady"],
+        conditions["PodScheduled"],
+        container["restartCount"],
+        list(container["state"]),
+        container["image"],
+        status["podIP"].startswith("127."),
+    ) == (phase, ready, ready, "True", restarts, [container_state], "app:2", True)
+
+
+# -- the simulated CloneSet controller ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("partition", "replicas", "count"),
+    [
+        (None, 5, 0),
+        (0, 5, 0),
+        (3, 5, 3),
+        (9, 5, 5),
+        (-1, 5, 0),
+        ("40%", 5, 2),
+        ("50%", 5, 3),
+        ("2", 5, 2),
+    ],
+)
+def test_partitions_count_pods_and_percentages_round_up(
+    partition: int | str | None, replicas: int, count: int
+) -> None:
+    assert scaled_partition(partition, replicas) == count
+
+
+def views(*specs: tuple[str, str, bool]) -> list[PodView]:
+    """(name, revision, ready) -> PodViews created in the order given, same shape."""
+    return [
+        PodView(name, rev, ready, False, f"2026-01-01T00:00:0{i}Z", "shape")
+        for i, (name, rev, ready) in enumerate(specs)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("replicas", "partition", "pods", "expected"),
+    [
+        (3, 0, [], {"create": 3}),
+        (2, 0, views(("a", "new", True), ("b", "new", True)), {}),
+        # Scale in: unready first, then old revision, then newest.
+        (1, 0, views(("a", "new", True), ("b", "new", False)), {"delete": ("b",)}),
+        (1, 0, views(("a", "old", True), ("b", "new", True)), {"delete": ("a",)}),
+        (1, 0, views(("a", "new", True), ("b", "new", True)), {"delete": ("b",)}),
+        # Update: all but `partition` pods, unready old pods first, then oldest.
+        (
+            3,
+            1,
+            views(("a", "old", True), ("b", "old", True), ("c", "old", True)),
+            {"update_in_place": ("a", "b")},
+        ),
+        (
+            3,
+            0,
+            views(("a", "old", True), ("b", "old", False), ("c", "new", True)),
+            {"update_in_place": ("b", "a")},
+        ),
+        (3, 3, views(("a", "old", True), ("b", "old", True), ("c", "old", True)), {}),
+        # Scaling out counts the new pods as updated.
+        (4, 2, views(("a", "old", True), ("b", "old", True)), {"create": 2}),
+    ],
+    ids=[
+        "creates-missing-pods",
+        "steady-state-does-nothing",
+        "scale-in-takes-unready-first",
+        "scale-in-takes-old-revision-next",
+        "scale-in-takes-newest-last",
+        "partition-keeps-old-pods",
+        "update-takes-unready-first",
+        "partition-of-all-updates-none",
+        "scale-out-pods-are-updated-pods",
+    ],
+)
+def test_the_cloneset_plan_scales_and_updates_like_kruise(
+    replicas: int, partition: int, pods: list[PodView], expected: dict[str, Any]
+) -> None:
+    plan = plan_cloneset(replicas, partition, "new", "shape", pods)
+    wanted = {"create": 0, "delete": (), "update_in_place": (), "recreate": (), **expected}
+    assert vars(plan) == wanted
+
+
+def test_pods_whose_template_changed_beyond_images_are_recreated() -> None:
+    pods = [PodView("a", "old", True, False, "t", "other-shape")]
+    plan = plan_cloneset(1, 0, "new", "shape", pods)
+    assert (plan.update_in_place, plan.recreate) == ((), ("a",))
+
+
+def test_a_paused_cloneset_still_scales_but_does_not_update() -> None:
+    plan = plan_cloneset(2, 0, "new", "shape", views(("a", "old", True)), paused=True)
+    assert vars(plan) == {"create": 1, "delete": (), "update_in_place": (), "recreate": ()}
+
+
+def template(image: str, env: str = "x") -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"app": "cs"}},
+        "spec": {"containers": [{"name": "main", "image": image, "env": [{"name": env}]}]},
+    }
+
+
+def test_revisions_follow_the_template_and_shapes_ignore_images() -> None:
+    one, two, other = template("app:1"), template("app:2"), template("app:1", env="y")
+    revs = [
+        revision_name({"metadata": {"name": "cs"}, "spec": {"template": t}}) for t in (one, two)
+    ]
+    assert (
+        revs[0] != revs[1],
+        revs[0].startswith("cs-"),
+        template_shape(one) == template_shape(two),
+        template_shape(one) == template_shape(other),
+    ) == (True, True, True, False)
+
+
+def test_cloneset_status_counts_like_kruise() -> None:
+    cloneset = {
+        "metadata": {"name": "cs", "generation": 4},
+        "spec": {"selector": {"matchLabels": {"b": "2", "a": "1"}}},
+    }
+    pods = [
+        *views(("a", "new", True), ("b", "new", False), ("c", "old", True)),
+        PodView("d", "new", True, True, "t", "shape"),  # terminating: not counted
+    ]
+    assert cloneset_status(cloneset, pods, "new") == {
+        "observedGeneration": 4,
+        "replicas": 3,
+        "readyReplicas": 2,
+        "availableReplicas": 2,
+        "updatedReplicas": 2,
+        "updatedReadyReplicas": 1,
+        "updateRevision": "new",
+        "currentRevision": "old",
+        "labelSelector": "a=1,b=2",
+    }
+
+
+# -- the CRDs --------------------------------------------------------------------------
+
+
+def crd(name: str) -> dict[str, Any]:
+    docs = {p.name: yaml.safe_load(p.read_text()) for p in crd_paths()}
+    return docs[name]
+
+
+@pytest.mark.parametrize(
+    ("file", "names", "short", "version", "columns"),
+    [
+        (
+            "applications.yaml",
+            ("core.oam.dev", "Application", "applications"),
+            ["app"],
+            "v1beta1",
+            [
+                ("COMPONENT", ".spec.components[*].name"),
+                ("TYPE", ".spec.components[*].type"),
+                ("PHASE", ".status.status"),
+                ("HEALTHY", ".status.services[*].healthy"),
+                ("STATUS", ".status.services[*].message"),
+                ("AGE", ".metadata.creationTimestamp"),
+            ],
+        ),
+        (
+            "rollouts.yaml",
+            ("standard.oam.dev", "Rollout", "rollouts"),
+            ["ro"],
+            "v1alpha1",
+            [
+                ("TARGET", ".status.rolloutTargetSize"),
+                ("UPGRADED", ".status.upgradedReplicas"),
+                ("READY", ".status.upgradedReadyReplicas"),
+                ("BATCH-STATE", ".status.batchRollingState"),
+                ("ROLLING-STATE", ".status.rollingState"),
+                ("AGE", ".metadata.creationTimestamp"),
+            ],
+        ),
+        (
+            "clonesets.yaml",
+            ("apps.kruise.io", "CloneSet", "clonesets"),
+            ["clone"],
+            "v1alpha1",
+            [
+                ("DESIRED", ".spec.replicas"),
+                ("UPDATED", ".status.updatedReplicas"),
+                ("UPDATED_READY", ".status.updatedReadyReplicas"),
+                ("READY", ".status.readyReplicas"),
+                ("TOTAL", ".status.replicas"),
+                ("AGE", ".metadata.creationTimestamp"),
+            ],
+        ),
+    ],
+)
+def test_each_crd_serves_its_kind_with_the_printer_columns_of_the_spec(
+    file: str,
+    names: tuple[str, str, str],
+    short: list[str],
+    version: str,
+    columns: list[tuple[str, str]],
+) -> None:
+    doc = crd(file)
+    spec = doc["spec"]
+    (served,) = spec["versions"]
+    assert (
+        doc["metadata"]["name"],
+        (spec["group"], spec["names"]["kind"], spec["names"]["plural"]),
+        spec["names"]["shortNames"],
+        (served["name"], served["served"], served["storage"]),
+        "status" in served["subresources"],
+        [(c["name"], c["jsonPath"]) for c in served["additionalPrinterColumns"]],
+    ) == (f"{names[2]}.{names[0]}", names, short, (version, True, True), True, columns)
+
+
+def test_user_properties_stay_open_in_the_application_schema() -> None:
+    schema = crd("applications.yaml")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    component = schema["properties"]["spec"]["properties"]["components"]["items"]
+    trait = component["properties"]["traits"]["items"]
+    assert (
+        sorted(component["properties"]),
+        component["properties"]["properties"].get("x-kubernetes-preserve-unknown-fields"),
+        trait["properties"]["properties"].get("x-kubernetes-preserve-unknown-fields"),
+        schema["properties"]["status"].get("x-kubernetes-preserve-unknown-fields"),
+    ) == (["externalRevision", "name", "properties", "traits", "type"], True, True, True)
+
+
+# -- tool lookup -------------------------------------------------------------------------
+
+
+def executable(path: Path, content: bytes = b"#!/bin/sh\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    path.chmod(0o755)
+    return path
+
+
+def shared_dir(tmp: Path, name: str, content: bytes, claimed: str | None = None) -> Path:
+    shared = tmp / "shared"
+    shared.mkdir()
+    (shared / f"{name}.xz").write_bytes(lzma.compress(content))
+    digest = claimed or hashlib.sha256(content).hexdigest()
+    (shared / "SHA256SUMS").write_text(f"{digest}  {name}\n{'0' * 64}  {name}.xz\n")
+    return shared
+
+
+@pytest.fixture
+def isolated_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No KUBEBUILDER_ASSETS, an empty cache home and an empty shared dir."""
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("OAM_ROLLOUT_SHARED_K8S", str(tmp_path / "empty"))
+    return tmp_path
+
+
+def test_kubebuilder_assets_come_before_the_cache(
+    isolated_lookup: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assets = executable(isolated_lookup / "assets" / "kube-apiserver").parent
+    executable(tools.k8s_cache_dir() / "kube-apiserver")
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(assets))
+    assert tools.control_plane_binary("kube-apiserver", allow_build=False) == (
+        assets / "kube-apiserver",
+        "KUBEBUILDER_ASSETS",
+    )
+
+
+def test_the_cache_comes_before_the_shared_binaries(
+    isolated_lookup: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached = executable(tools.k8s_cache_dir() / "kube-apiserver")
+    shared = shared_dir(isolated_lookup, "kube-apiserver", b"shared build")
+    monkeypatch.setenv("OAM_ROLLOUT_SHARED_K8S", str(shared))
+    assert tools.control_plane_binary("kube-apiserver", allow_build=False) == (cached, "cache")
+
+
+def test_shared_binaries_are_unpacked_into_the_cache_once_their_sum_matches(
+    isolated_lookup: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = shared_dir(isolated_lookup, "kube-controller-manager", b"\x7fELF pretend")
+    monkeypatch.setenv("OAM_ROLLOUT_SHARED_K8S", str(shared))
+    path, source = tools.control_plane_binary("kube-controller-manager", allow_build=False)
+    again = tools.control_plane_binary("kube-controller-manager", allow_build=False)
+    assert (path, source, path.read_bytes(), os.access(path, os.X_OK), again[1]) == (
+        tools.k8s_cache_dir() / "kube-controller-manager",
+        f"unpacked from {shared}",
+        b"\x7fELF pretend",
+        True,
+        "cache",
+    )
+
+
+def test_a_shared_binary_with_the_wrong_sum_is_refused_and_not_cached(
+    isolated_lookup: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = shared_dir(isolated_lookup, "kube-apiserver", b"tampered", claimed="ab" * 32)
+    monkeypatch.setenv("OAM_ROLLOUT_SHARED_K8S", str(shared))
+    with pytest.raises(tools.ToolMissingError, match="SHA256SUMS says abab"):
+        tools.control_plane_binary("kube-apiserver", allow_build=False)
+    assert sorted(p.name for p in tools.k8s_cache_dir().iterdir()) == []
+
+
+def test_missing_control_plane_binaries_say_how_to_get_them(isolated_lookup: Path) -> None:
+    with pytest.raises(tools.ToolMissingError) as caught:
+        tools.control_plane_binary("kube-apiserver", allow_build=False)
+    message = str(caught.value)
+    assert ("KUBEBUILDER_ASSETS" in message, "scripts/build-k8s.sh" in message) == (True, True)
+
+
+def test_missing_etcd_names_the_debian_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(tools, "DEBIAN_ETCD", tmp_path / "no-etcd")
+    with pytest.raises(tools.ToolMissingError, match=r"apt-get install etcd-server"):
+        tools.etcd_path()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"{'a' * 64}  kube-apiserver\n{'b' * 64} *kcm\n",
+            {"kube-apiserver": "a" * 64, "kcm": "b" * 64},
+        ),
+        ("garbage\n\n", {}),
+    ],
+)
+def test_sha256sums_files_are_read_in_sha256sum_format(text: str, expected: dict[str, str]) -> None:
+    assert tools.parse_sha256sums(text) == expected
+
+
+@pytest.mark.parametrize("lookup", [tools.kubectl_path, tools.helm_path, tools.etcd_path])
+def test_the_client_tools_of_the_dev_install_are_found_and_executable(lookup: Any) -> None:
+    path = lookup()
+    assert (path.is_file(), os.access(path, os.X_OK)) == (True, True)
+
+
+# -- the build script and the CLI -----------------------------------------------------
+
+
+def build_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "build-k8s.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_the_build_script_dry_run_shows_the_build_and_changes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = build_script("--dry-run", "--out", str(out), "--workdir", str(tmp_path / "w"))
+    steps = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
+    assert (result.returncode, out.exists(), (tmp_path / "w").exists()) == (0, False, False)
+    assert [
+        any("apt-get source --download-only kubernetes=1.20.5+really1.20.2" in s for s in steps),
+        any("golang-github-modern-go-reflect2-dev" in s for s in steps),
+        any(s.startswith("+ rm -rf src/vendor/github.com/modern-go/reflect2") for s in steps),
+        any("make WHAT=cmd/kube-apiserver cmd/kube-controller-manager" in s for s in steps),
+        any(
+            s == f"+ install -m 0755 _output/bin/kube-apiserver {out}/kube-apiserver" for s in steps
+        ),
+    ] == [True] * 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--bogus"], "unknown argument: --bogus"), (["--out"], "--out needs a directory")],
+)
+def test_the_build_script_refuses_bad_arguments_with_usage(args: list[str], message: str) -> None:
+    result = build_script(*args)
+    assert (result.returncode, message in result.stderr) == (2, True)
+
+
+def test_cluster_env_without_a_running_cluster_says_how_to_start_one(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    code = cli.main(["cluster", "env", "--name", "nothing-here"])
+    err = capsys.readouterr().err
+    assert (code, "oam-rollout cluster up" in err) == (1, True)
+
+
+def test_a_negative_ready_delay_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["cluster", "up", "--ready-delay", "-1"])
+    assert (code, capsys.readouterr().err.strip()) == (
+        2,
+        "oam-rollout cluster: --ready-delay must be >= 0",
+    )
+
+
+def test_the_admin_kubeconfig_trusts_the_apiserver_certificate_and_uses_the_token() -> None:
+    doc = kubeconfig_document("https://127.0.0.1:1234", Path("/w/certs/apiserver.crt"), "tok")
+    assert (
+        doc["clusters"][0]["cluster"],
+        doc["users"][0]["user"],
+        doc["current-context"],
+    ) == (
+        {"server": "https://127.0.0.1:1234", "certificate-authority": "/w/certs/apiserver.crt"},
+        {"token": "tok"},
+        "oam-rollout-local",
+    )
+
+
+@pytest.mark.parametrize(
+    "test_name",
+    ["test_x", "test_" + "long_" * 30 + "[param-A/B]", "TEST__Weird..Name"],
+)
+def test_namespace_names_are_dns_labels(test_name: str) -> None:
+    name = namespace_name(test_name)
+    assert (len(name) <= 63, bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name))) == (
+        True,
+        True,
+    )

@@ -1,0 +1,283 @@
+"""Read, decide, act: one Application or one Rollout per call, always from fresh reads.
+
+Holds Reconciler with ``application(ns, name)`` (ControllerRevisions, Rollouts or plain
+workloads, Application status) and ``rollout(ns, name)`` (reads the Rollout and its
+workloads, asks batches.decide, carries the actions out). It must not keep state between
+calls (every call reads what it needs; a 409 surfaces as ApiError for the loop to retry)
+and must not hold decisions: those live in batches, views, revisions and rendering.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from webhook.controller.api import (
+    APPLICATIONS,
+    CLONESETS,
+    DEPLOYMENTS,
+    EVENTS,
+    REVISIONS,
+    ROLLOUTS,
+    ApiError,
+    KubeApi,
+)
+from webhook.controller.batches import (
+    Action,
+    CreateWorkload,
+    DeleteWorkload,
+    EmitEvent,
+    Observed,
+    RetemplateWorkload,
+    ScaleWorkload,
+    SetPartition,
+    UpdateStatus,
+    WorkloadKind,
+    decide,
+)
+from webhook.controller.views import (
+    application_status,
+    event_body,
+    kind_of,
+    plan_from,
+    progress_from,
+    service_health,
+    status_from,
+    workload_from,
+)
+from webhook.errors import OamRolloutError
+from webhook.kube import read_observed_state
+from webhook.labels import (
+    ANNOTATION_REVISIONS,
+    APP_KIND,
+    LABEL_APP_NAME,
+    LABEL_COMPONENT,
+)
+from webhook.model import Application, Component, parse_application
+from webhook.rendering import Renderer
+from webhook.revisions import ResolvedRevision, resolve_revisions, target_revision_name
+
+log = logging.getLogger("oam-rollout.controller")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Reconciler:
+    api: KubeApi
+    renderer: Renderer
+    now: Callable[[], str] = utc_now
+    # Called after each workload write with (namespace, action): the bench's probe point.
+    on_action: Callable[[str, Action], None] | None = None
+
+    # ---- Application ------------------------------------------------------------------
+
+    def application(self, namespace: str, name: str) -> None:
+        raw = self.api.get(APPLICATIONS.path(namespace, name))
+        if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
+            return  # owned objects go with it (ownerReferences)
+        app, errs = parse_application(raw)
+        errors = [str(e) for e in errs]
+        services: list[dict[str, Any]] = []
+        if app is not None and not errors:
+            try:
+                services = self._apply_components(app)
+            except OamRolloutError as exc:
+                if isinstance(exc, ApiError) and exc.status in (0, 409, 429, 500, 503):
+                    raise  # transient: retried by the loop
+                errors.append(str(exc))
+        self._write_app_status(raw, services, errors)
+
+    def _apply_components(self, app: Application) -> list[dict[str, Any]]:
+        observed = read_observed_state(self.api, app.namespace, app.name)
+        resolved, errs = resolve_revisions(app, observed)
+        if errs:
+            raise OamRolloutError("; ".join(str(e) for e in errs))
+        resolved = self._prefer_annotated_names(app, resolved, observed.revisions)
+        services = []
+        for component in app.components:
+            rev = resolved[component.name]
+            if rev.is_new or observed.revision_named(rev.name) is None:
+                self._create_revision(app, component, rev)
+            if component.rollout_trait() is not None:
+                services.append(self._apply_rollout(app, component, rev))
+            else:
+                services.append(self._apply_plain(app, component, rev))
+        return services
+
+    @staticmethod
+    def _prefer_annotated_names(app: Application, resolved: dict[str, ResolvedRevision],
+                                existing: Any) -> dict[str, ResolvedRevision]:
+        """The webhook's names win for revisions still to create, so both agree on them."""
+        try:
+            named = json.loads(app.annotations.get(ANNOTATION_REVISIONS, "{}"))
+        except ValueError:
+            return resolved
+        if not isinstance(named, dict):
+            return resolved
+        taken = {r.name for r in existing}
+        out = dict(resolved)
+        for comp, rev in resolved.items():
+            wanted = named.get(comp)
+            if rev.is_new and isinstance(wanted, str) and wanted and wanted not in taken:
+                out[comp] = ResolvedRevision(comp, wanted, rev.number, rev.spec_hash, True)
+        return out
+
+    def _create_revision(self, app: Application, component: Component,
+                         rev: ResolvedRevision) -> None:
+        body = self.renderer.render_revision(app, component, rev)
+        try:
+            self.api.create(REVISIONS.path(app.namespace), body)
+            log.info("created ControllerRevision %s/%s", app.namespace, rev.name)
+        except ApiError as exc:
+            if exc.status != 409:  # already there: created by an earlier pass
+                raise
+
+    def _apply_rollout(self, app: Application, component: Component,
+                       rev: ResolvedRevision) -> dict[str, Any]:
+        wanted = self.renderer.render_rollout(app, component,
+                                              target_revision_name(component, rev))
+        live = self.api.get(ROLLOUTS.path(app.namespace, component.name))
+        if live is None or live.get("spec") != wanted.get("spec") or not _owned(live, wanted):
+            live = self.api.apply(wanted)
+        return service_health(component.name, live, None)
+
+    def _apply_plain(self, app: Application, component: Component,
+                     rev: ResolvedRevision) -> dict[str, Any]:
+        """A component without a rollout trait: its workload is applied as rendered."""
+        docs = self.renderer.render_workload(app, component.spec(), rev.name, None)
+        applied = [self.api.apply(doc) for doc in docs]
+        workload = applied[0]
+        if docs[0].get("kind") == "Deployment":
+            keep = (workload.get("metadata") or {}).get("name")
+            selector = f"{LABEL_COMPONENT}={component.name},{LABEL_APP_NAME}={app.name}"
+            for old in self.api.list(DEPLOYMENTS.path(app.namespace), selector):
+                old_name = (old.get("metadata") or {}).get("name")
+                if old_name != keep:
+                    self.api.delete(DEPLOYMENTS.path(app.namespace, old_name))
+        return service_health(component.name, None, workload)
+
+    def _write_app_status(self, raw: Mapping[str, Any], services: list[dict[str, Any]],
+                          errors: list[str]) -> None:
+        meta = raw.get("metadata") or {}
+        old = raw.get("status") or {}
+        new = application_status(old, int(meta.get("generation") or 1), services, errors,
+                                 self.now())
+        if new == old:
+            return
+        body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": new}
+        self.api.merge_patch(APPLICATIONS.path(meta.get("namespace"), meta.get("name"),
+                                               "status"), body)
+
+    # ---- Rollout ------------------------------------------------------------------------
+
+    def rollout(self, namespace: str, name: str) -> None:
+        raw = self.api.get(ROLLOUTS.path(namespace, name))
+        if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        app_name = _owner_app(raw)
+        app_raw = self.api.get(APPLICATIONS.path(namespace, app_name)) if app_name else None
+        app = parse_application(app_raw)[0] if app_raw is not None else None
+        if app is None:
+            return  # an orphan: nothing to render workloads from
+        spec = raw.get("spec") or {}
+        component = app.component(str(spec.get("componentName") or name))
+        kind = kind_of(component.type if component else "")
+        plan = plan_from(raw, kind)
+        workloads = self._workloads(namespace, app.name, plan.component, kind)
+        target_known = bool(plan.target_revision) and self.api.get(
+            REVISIONS.path(namespace, plan.target_revision)) is not None
+        observed = Observed(plan, progress_from(raw.get("status") or {}),
+                            tuple(workload_from(w) for w in workloads), target_known,
+                            self.now())
+        decision = decide(observed)
+        for action in decision.actions:
+            self._act(raw, app, plan.component, kind, action)
+        if decision.steps:
+            log.info("rollout %s/%s: %s -> %s/%s batch %d", namespace, name,
+                     ",".join(decision.steps), decision.progress.rolling_state,
+                     decision.progress.batch_state, decision.progress.current_batch)
+
+    def _workloads(self, namespace: str, app: str, component: str,
+                   kind: WorkloadKind) -> list[dict[str, Any]]:
+        if kind is WorkloadKind.CLONESET:
+            cs = self.api.get(CLONESETS.path(namespace, component))
+            return [cs] if cs is not None else []
+        selector = f"{LABEL_COMPONENT}={component},{LABEL_APP_NAME}={app}"
+        return [d for d in self.api.list(DEPLOYMENTS.path(namespace), selector)
+                if not (d.get("metadata") or {}).get("deletionTimestamp")]
+
+    def _act(self, rollout: dict[str, Any], app: Application, component: str,
+             kind: WorkloadKind, action: Action) -> None:
+        ns = app.namespace
+        workloads = CLONESETS if kind is WorkloadKind.CLONESET else DEPLOYMENTS
+        if isinstance(action, UpdateStatus):
+            meta = rollout["metadata"]
+            body = {"metadata": {"resourceVersion": meta.get("resourceVersion")},
+                    "status": status_from(action.progress)}
+            updated = self.api.merge_patch(ROLLOUTS.path(ns, meta["name"], "status"), body)
+            rollout["metadata"] = updated.get("metadata", meta)
+            return
+        if isinstance(action, EmitEvent):
+            try:
+                self.api.create(EVENTS.path(ns), event_body(rollout, action, self.now()))
+            except ApiError as exc:  # events are best effort
+                log.warning("event %s not recorded: %s", action.reason, exc)
+            return
+        if isinstance(action, CreateWorkload):
+            docs = self._render(app, action.revision, action.replicas)
+            if action.partition is not None:
+                docs[0].setdefault("spec", {})["updateStrategy"] = {
+                    **(docs[0]["spec"].get("updateStrategy") or {}),
+                    "partition": action.partition}
+            for doc in docs:
+                self.api.apply(doc)
+        elif isinstance(action, RetemplateWorkload):
+            doc = self._render(app, action.revision, action.replicas)[0]
+            spec = doc["spec"]
+            body = {"metadata": {"labels": doc["metadata"].get("labels", {})},
+                    "spec": {"replicas": action.replicas, "template": spec["template"],
+                             "updateStrategy": {**(spec.get("updateStrategy") or {}),
+                                                "partition": action.partition}}}
+            self.api.merge_patch(workloads.path(ns, action.name), body)
+        elif isinstance(action, ScaleWorkload):
+            self.api.merge_patch(workloads.path(ns, action.name),
+                                 {"spec": {"replicas": action.replicas}})
+        elif isinstance(action, SetPartition):
+            self.api.merge_patch(workloads.path(ns, action.name),
+                                 {"spec": {"updateStrategy": {"partition": action.partition}}})
+        elif isinstance(action, DeleteWorkload):
+            self.api.delete(workloads.path(ns, action.name))
+        if self.on_action is not None:
+            self.on_action(ns, action)
+
+    def _render(self, app: Application, revision: str, replicas: int) -> list[dict[str, Any]]:
+        """The workload of ``revision`` from its ControllerRevision (it may be a rollback)."""
+        record = self.api.get(REVISIONS.path(app.namespace, revision))
+        if record is None:
+            raise OamRolloutError(f"ControllerRevision {revision} is gone")
+        return self.renderer.render_workload(app, record.get("data") or {}, revision, replicas)
+
+
+def _owner_app(obj: Mapping[str, Any]) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("kind") == APP_KIND and ref.get("controller"):
+            return str(ref.get("name"))
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    name = labels.get(LABEL_APP_NAME)
+    return str(name) if name else None
+
+
+def _owned(live: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """The live object carries the owner references and labels we render."""
+    lm, wm = live.get("metadata") or {}, wanted.get("metadata") or {}
+    labels = lm.get("labels") or {}
+    return all(labels.get(k) == v for k, v in (wm.get("labels") or {}).items()) and all(
+        any(r.get("uid") == w.get("uid") for r in lm.get("ownerReferences") or [])
+        for w in wm.get("ownerReferences") or [])

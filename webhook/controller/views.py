@@ -1,0 +1,214 @@
+"""Translations between API objects (plain dicts) and the state machine's values.
+
+Holds the pure readers (a Rollout into Plan and Progress, a Deployment or CloneSet into
+a Workload), the writers (Progress into a status body, an Event body) and the
+Application status rule (phase and services[] from the components' Rollouts and
+workloads). It must not do I/O or read clocks: ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from webhook.controller.batches import (
+    Condition,
+    EmitEvent,
+    Plan,
+    Progress,
+    Workload,
+    WorkloadKind,
+)
+from webhook.labels import BATCH_READY, LABEL_REVISION, ROLLOUT_FAILED, ROLLOUT_SUCCEED
+
+PHASE_RUNNING = "running"
+PHASE_FAILED = "failed"
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def kind_of(component_type: str) -> WorkloadKind:
+    return WorkloadKind.CLONESET if component_type == "cloneset" else WorkloadKind.DEPLOYMENT
+
+
+def plan_from(rollout: Mapping[str, Any], kind: WorkloadKind) -> Plan:
+    """The Rollout's spec; missing or mistyped fields read as values verification rejects."""
+    spec = _map(rollout.get("spec"))
+    plan = _map(spec.get("rolloutPlan"))
+    raw_batches = plan.get("rolloutBatches")
+    batches = tuple(
+        _int(_map(b).get("replicas"), -1)
+        for b in (raw_batches if isinstance(raw_batches, list) else [])
+    )
+    partition = plan.get("batchPartition")
+    name = _str(_map(rollout.get("metadata")).get("name"))
+    return Plan(
+        component=_str(spec.get("componentName")) or name,
+        target_revision=_str(spec.get("targetRevisionName")),
+        target_size=_int(plan.get("targetSize"), -1),
+        batches=batches,
+        partition=_int(partition) if partition is not None else None,
+        generation=_int(_map(rollout.get("metadata")).get("generation"), 1),
+        kind=kind,
+    )
+
+
+def progress_from(status: Mapping[str, Any]) -> Progress:
+    conditions = tuple(
+        Condition(_str(c.get("type")), _str(c.get("status")), _str(c.get("reason")),
+                  _str(c.get("message")), _str(c.get("lastTransitionTime")))
+        for c in (status.get("conditions") or []) if isinstance(c, Mapping)
+    )
+    return Progress(
+        rolling_state=_str(status.get("rollingState")),
+        batch_state=_str(status.get("batchRollingState")),
+        current_batch=_int(status.get("currentBatch")),
+        target_revision=_str(status.get("lastTargetRevision")),
+        source_revision=_str(status.get("lastSourceRevision")),
+        target_size=_int(status.get("rolloutTargetSize")),
+        original_size=_int(status.get("rolloutOriginalSize")),
+        upgraded=_int(status.get("upgradedReplicas")),
+        upgraded_ready=_int(status.get("upgradedReadyReplicas")),
+        observed_generation=_int(status.get("observedGeneration")),
+        conditions=conditions,
+    )
+
+
+def _none_if_empty(text: str) -> str | None:
+    """Merge-patch null removes a field; an empty string is refused by this apiserver."""
+    return text or None
+
+
+def _drop_empty(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if v != ""}
+
+
+def status_from(p: Progress) -> dict[str, Any]:
+    """A merge-patch body for Rollout status (null clears a field)."""
+    return {
+        "rollingState": _none_if_empty(p.rolling_state),
+        "batchRollingState": _none_if_empty(p.batch_state),
+        "currentBatch": p.current_batch,
+        "lastTargetRevision": _none_if_empty(p.target_revision),
+        "lastSourceRevision": _none_if_empty(p.source_revision),
+        "rolloutTargetSize": p.target_size,
+        "rolloutOriginalSize": p.original_size,
+        "upgradedReplicas": p.upgraded,
+        "upgradedReadyReplicas": p.upgraded_ready,
+        "observedGeneration": p.observed_generation,
+        "conditions": [
+            _drop_empty({"type": c.type, "status": c.status, "reason": c.reason,
+                         "message": c.message, "lastTransitionTime": c.last_transition_time})
+            for c in p.conditions
+        ],
+    }
+
+
+def workload_from(obj: Mapping[str, Any]) -> Workload:
+    meta = _map(obj.get("metadata"))
+    spec = _map(obj.get("spec"))
+    status = _map(obj.get("status"))
+    strategy = _map(spec.get("updateStrategy"))
+    partition = strategy.get("partition")
+    generation = _int(meta.get("generation"), 1)
+    return Workload(
+        name=_str(meta.get("name")),
+        revision=_str(_map(meta.get("labels")).get(LABEL_REVISION)),
+        replicas=_int(spec.get("replicas"), 1),
+        current=_int(status.get("replicas")),
+        ready=_int(status.get("readyReplicas")),
+        updated=_int(status.get("updatedReplicas")),
+        updated_ready=_int(status.get("updatedReadyReplicas")),
+        partition=_int(partition) if partition is not None else None,
+        settled=_int(status.get("observedGeneration")) >= generation,
+    )
+
+
+def event_body(involved: Mapping[str, Any], event: EmitEvent, now: str) -> dict[str, Any]:
+    """A core/v1 Event about ``involved``."""
+    meta = _map(involved.get("metadata"))
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace")},
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion"),
+            "kind": involved.get("kind"),
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+        },
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+        "source": {"component": "oam-rollout-controller"},
+        "reportingComponent": "oam-rollout-controller",
+    }
+
+
+def service_health(component: str, rollout: Mapping[str, Any] | None,
+                   workload: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One entry of Application status.services: healthy when the current batch is ready."""
+    if rollout is not None:
+        status = _map(rollout.get("status"))
+        state = _str(status.get("rollingState"))
+        batch = _str(status.get("batchRollingState"))
+        if state == ROLLOUT_FAILED:
+            cond = next((c for c in status.get("conditions") or []
+                         if isinstance(c, Mapping) and c.get("status") == "False"), {})
+            message = f"rollout failed: {_str(_map(cond).get('message'))}".rstrip(": ")
+            return {"name": component, "healthy": False, "message": message}
+        if batch == BATCH_READY:
+            return {"name": component, "healthy": True, "message": ""}
+        if not state:
+            return {"name": component, "healthy": False, "message": "rollout pending"}
+        where = f"batch {_int(status.get('currentBatch'))}"
+        return {"name": component, "healthy": False,
+                "message": f"{state} {where} {batch}".strip()}
+    if workload is None:
+        return {"name": component, "healthy": False, "message": "workload not created yet"}
+    w = workload_from(workload)
+    if w.settled and w.ready >= w.replicas and w.current == w.replicas:
+        return {"name": component, "healthy": True, "message": ""}
+    return {"name": component, "healthy": False, "message": f"{w.ready}/{w.replicas} ready"}
+
+
+def application_status(old: Mapping[str, Any], generation: int,
+                       services: Sequence[Mapping[str, Any]], errors: Sequence[str],
+                       now: str) -> dict[str, Any]:
+    """Application status: phase, services and one Ready condition (its time kept if unchanged)."""
+    ok = not errors
+    reason = "Reconciled" if ok else "ReconcileFailed"
+    message = "" if ok else "; ".join(errors)
+    cond_status = "True" if ok and all(s.get("healthy") for s in services) else "False"
+    old_cond = next((c for c in old.get("conditions") or []
+                     if isinstance(c, Mapping) and c.get("type") == "Ready"), None)
+    stamp = now
+    if old_cond is not None and old_cond.get("status") == cond_status:
+        stamp = _str(old_cond.get("lastTransitionTime")) or now
+    status = dict(old)
+    status.update({
+        "status": PHASE_RUNNING if ok else PHASE_FAILED,
+        "services": [_drop_empty(s) for s in services],
+        "observedGeneration": generation,
+        "conditions": [_drop_empty({"type": "Ready", "status": cond_status, "reason": reason,
+                                    "message": message, "lastTransitionTime": stamp})],
+    })
+    return status
+
+
+def is_settled(rollout: Mapping[str, Any]) -> bool:
+    return _str(_map(rollout.get("status")).get("rollingState")) == ROLLOUT_SUCCEED

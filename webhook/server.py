@@ -1,0 +1,248 @@
+"""The admission HTTP shell: a Flask app factory that decodes, limits, dispatches, logs and counts.
+
+Holds ``create_app`` (POST /validate, POST /mutate, GET /healthz, /readyz, /metrics),
+``Metrics`` (Prometheus, multiprocess-aware) and the JSON review log. Requests are turned
+into data here and handed to webhook.admission; its answer is encoded back. Bad bodies
+get plain HTTP errors (400 not JSON / not an AdmissionReview, 413 over 7 MiB, 415 not
+JSON content); our own failures become an AdmissionReview denial with code 500 and the
+traceback goes to the log only. It must not decide admission and must not talk to the
+Kubernetes API itself (the state reader is injected).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Flask, Response, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from werkzeug.exceptions import HTTPException
+
+from webhook.admission import Mode, Renderer, StateReader, mutate, validate
+from webhook.errors import ClusterReadError, OamRolloutError
+from webhook.reviews import BadReview, ReviewRequest, errored, parse_review
+from webhook.state import ObservedState
+
+MAX_BODY_BYTES = 7 * 1024 * 1024
+JSON_TYPES = ("application/json",)
+
+review_log = logging.getLogger("oam_rollout.reviews")
+error_log = logging.getLogger("oam_rollout.webhook")
+
+
+class Metrics:
+    """The webhook's Prometheus metrics; in multiprocess mode /metrics aggregates all workers."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.reviews = Counter(
+            "oam_rollout_admission_reviews",
+            "AdmissionReviews answered, by webhook, operation, verdict and status code.",
+            ["webhook", "operation", "allowed", "code"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "oam_rollout_admission_duration_seconds",
+            "Time to answer one AdmissionReview, body read to response encoded.",
+            ["webhook"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "oam_rollout_http_rejections",
+            "Requests refused before admission (400, 404, 405, 413, 415).",
+            ["code"],
+            registry=self.registry,
+        )
+        self.cluster_reads = Histogram(
+            "oam_rollout_cluster_read_duration_seconds",
+            "Time to read the observed state of one Application from the API.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.cluster_read_errors = Counter(
+            "oam_rollout_cluster_read_errors",
+            "Reads of the observed state that failed (each one denied a review).",
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    def timed_reader(self, read_state: StateReader) -> StateReader:
+        """``read_state`` with its duration and failures counted."""
+
+        def read(namespace: str, name: str) -> ObservedState:
+            started = time.perf_counter()
+            try:
+                return read_state(namespace, name)
+            except ClusterReadError:
+                self.cluster_read_errors.inc()
+                raise
+            finally:
+                self.cluster_reads.observe(time.perf_counter() - started)
+
+        return read
+
+
+def configure_logging() -> None:
+    """Review lines go to stderr as bare JSON; other messages as one JSON line too."""
+    for logger in (review_log, error_log, logging.getLogger("oam_rollout.tls")):
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(JsonFormatter())
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.msg, dict):
+            entry = dict(record.msg)
+        else:
+            entry = {"level": record.levelname.lower(), "msg": record.getMessage()}
+        entry.setdefault("ts", round(record.created, 3))
+        entry.setdefault("logger", record.name)
+        if record.exc_info:
+            entry["traceback"] = "".join(traceback.format_exception(*record.exc_info))
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+def _plain_error(code: int, message: str) -> Response:
+    body = json.dumps({"code": code, "error": message})
+    return Response(body, status=code, mimetype="application/json")
+
+
+def _json(document: Mapping[str, Any]) -> Response:
+    return Response(json.dumps(document, separators=(",", ":")), mimetype="application/json")
+
+
+def create_app(
+    read_state: StateReader,
+    renderer: Renderer,
+    *,
+    metrics: Metrics | None = None,
+    ready: Callable[[], Mapping[str, bool]] | None = None,
+) -> Flask:
+    """The WSGI app. ``read_state`` and ``renderer`` are the seams tests replace."""
+    app = Flask("oam_rollout.webhook")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    counters = metrics if metrics is not None else Metrics()
+    reader = counters.timed_reader(read_state)
+    readiness = ready or (lambda: {"templates": True})
+    configure_logging()
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        counters.rejected.labels(str(code)).inc()
+        return _plain_error(code, exc.description or exc.name)
+
+    def answer(mode: Mode) -> Response:
+        started = time.perf_counter()
+        if request.mimetype not in JSON_TYPES:
+            counters.rejected.labels("415").inc()
+            shown = request.mimetype or "none"
+            return _plain_error(415, f"Content-Type must be application/json, got {shown}")
+        body = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+        try:
+            review_request = parse_review(json.loads(body))
+        except (ValueError, RecursionError) as exc:
+            counters.rejected.labels("400").inc()
+            what = str(exc) if isinstance(exc, BadReview) else "the body is not valid JSON"
+            return _plain_error(400, f"not an AdmissionReview: {what}")
+        decide = mutate if mode == "mutate" else validate
+        try:
+            response = decide(review_request, reader, renderer)
+        except BadReview as exc:
+            counters.rejected.labels("400").inc()
+            return _plain_error(400, f"not an AdmissionReview: {exc}")
+        except OamRolloutError as exc:
+            error_log.exception(
+                {"level": "error", "msg": f"{mode} failed", "uid": review_request.uid}
+            )
+            response = errored(review_request, f"oam-rollout {mode} failed: {exc}")
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            error_log.exception(
+                {
+                    "level": "error",
+                    "msg": f"{mode} crashed",
+                    "uid": review_request.uid,
+                    "incident": incident,
+                }
+            )
+            response = errored(
+                review_request,
+                f"oam-rollout {mode} hit an internal error (incident {incident}, see its log)",
+            )
+        elapsed = time.perf_counter() - started
+        record(mode, review_request, response, elapsed)
+        return _json(response)
+
+    def record(mode: Mode, req: ReviewRequest, review: Mapping[str, Any], elapsed: float) -> None:
+        response = review["response"]
+        is_allowed = bool(response.get("allowed"))
+        code = int(response.get("status", {}).get("code", 200))
+        counters.reviews.labels(mode, req.operation, str(is_allowed).lower(), str(code)).inc()
+        counters.duration.labels(mode).observe(elapsed)
+        namespace = req.namespace
+        review_log.info(
+            {
+                "webhook": mode,
+                "uid": req.uid,
+                "kind": req.kind_name,
+                "object": f"{namespace}/{req.object_name}" if namespace else req.object_name,
+                "operation": req.operation,
+                "dryRun": req.dry_run,
+                "allowed": is_allowed,
+                "code": code,
+                "patched": "patch" in response,
+                "durationMs": round(elapsed * 1000, 3),
+            }
+        )
+
+    @app.post("/validate")
+    def validate_endpoint() -> Response:
+        return answer("validate")
+
+    @app.post("/mutate")
+    def mutate_endpoint() -> Response:
+        return answer("mutate")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        checks = dict(readiness())
+        ok = all(checks.values())
+        body = json.dumps({"ready": ok, "checks": checks}, sort_keys=True)
+        return Response(body, status=200 if ok else 503, mimetype="application/json")
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(counters.exposition(), content_type=CONTENT_TYPE_LATEST)
+
+    return app
