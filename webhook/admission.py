@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal, Protocol
 
 import jsonpatch
@@ -38,8 +38,16 @@ from webhook.validation import validate_against_state, validate_static
 
 Mode = Literal["validate", "mutate"]
 
-# (namespace, application name) -> what is live; raises ClusterReadError.
-StateReader = Callable[[str, str], ObservedState]
+
+class StateReader(Protocol):
+    """(namespace, application name) -> what is live; raises ClusterReadError.
+
+    ``rollouts=False``: the caller needs only the revisions (mutation), so the reader may
+    skip listing Rollouts and leave ``components`` empty.
+    """
+
+    def __call__(self, namespace: str, name: str, *, rollouts: bool = True) -> ObservedState: ...
+
 
 ADMITTED_OPERATIONS = ("CREATE", "UPDATE")
 
@@ -121,7 +129,9 @@ def validate(request: ReviewRequest, read_state: StateReader, renderer: Renderer
         # finalizers, a user's labels) must never be blocked by them.
         return allowed(request, warnings)
     try:
-        observed = read_state(_namespace(request, app), app.name)
+        observed = read_state(
+            _namespace(request, app), app.name, rollouts=any(c.rollout() for c in app.components)
+        )
     except ClusterReadError as exc:
         return _cluster_error(request, exc)
     resolved, errors = resolve_revisions(app, observed)
@@ -226,7 +236,8 @@ def mutate(request: ReviewRequest, read_state: StateReader, renderer: Renderer) 
         # Invalid objects are left untouched: the validating webhook denies them with reasons.
         return allowed(request)
     try:
-        observed = read_state(_namespace(request, app), app.name)
+        # Naming revisions needs the revisions only, not the Rollouts.
+        observed = read_state(_namespace(request, app), app.name, rollouts=False)
     except ClusterReadError as exc:
         return _cluster_error(request, exc)
     resolved, errors = resolve_revisions(app, observed)

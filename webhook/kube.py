@@ -11,6 +11,7 @@ admission is read-only.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
@@ -250,10 +251,11 @@ def credentials_from_kubeconfig(path: Path) -> Credentials:
 
 
 def _private_file(data: bytes) -> str:
-    """Inline kubeconfig material as a 0600 temp file (ssl only loads files)."""
+    """Inline kubeconfig material as a 0600 temp file (ssl only loads files), removed at exit."""
     fd, name = tempfile.mkstemp(prefix="oam-rollout-kube-")
     with os.fdopen(fd, "wb") as out:
         out.write(data)
+    atexit.register(Path(name).unlink, missing_ok=True)
     return name
 
 
@@ -265,17 +267,20 @@ def rollouts_path(namespace: str) -> str:
     return f"/apis/{ROLLOUT_GROUP}/{ROLLOUT_VERSION}/namespaces/{namespace}/{ROLLOUT_PLURAL}"
 
 
-def read_observed_state(api: ApiClient | ApiReader, namespace: str, app_name: str) -> ObservedState:
+def read_observed_state(
+    api: ApiClient | ApiReader, namespace: str, app_name: str, *, rollouts: bool = True
+) -> ObservedState:
     """What is live for one Application: its namespace's component revisions and its Rollouts.
 
-    Raises ClusterReadError when either list cannot be read.
+    ``rollouts=False`` skips listing Rollouts (``components`` stays empty). Raises
+    ClusterReadError when a list cannot be read.
     """
     revisions = get_json(
         api, revisions_path(namespace), {"labelSelector": LABEL_CONTROLLER_COMPONENT}
     )
-    rollouts = get_json(api, rollouts_path(namespace))
+    listed = get_json(api, rollouts_path(namespace)) if rollouts else {"items": []}
     return observed_state_from(
-        namespace, app_name, _items(revisions, "controllerrevisions"), _items(rollouts, "rollouts")
+        namespace, app_name, _items(revisions, "controllerrevisions"), _items(listed, "rollouts")
     )
 
 

@@ -10,7 +10,8 @@ must not do I/O beyond parsing text it is handed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -89,7 +90,7 @@ class Component:
         out: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
-            "properties": thaw(self.properties),
+            "properties": plain(self.properties),
         }
         if self.external_revision is not None:
             out["externalRevision"] = self.external_revision
@@ -114,21 +115,16 @@ class Application:
 # small helpers
 
 
-def freeze(value: Any) -> Any:
-    """A deep copy in plain dicts and lists, so the model never aliases caller data.
+def plain(value: Any) -> Any:
+    """A deep copy in plain dicts (string keys) and lists, so values never alias caller data.
 
-    Plain containers (not read-only proxies) on purpose: callers json.dumps and
+    Plain containers, not read-only proxies, on purpose: callers json.dumps and
     deepcopy them; the Mapping type hints already say "do not mutate".
     """
-    return thaw(value)
-
-
-def thaw(value: Any) -> Any:
-    """Plain dicts and lists again (for JSON, YAML and templates)."""
     if isinstance(value, Mapping):
-        return {str(k): thaw(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [thaw(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -158,6 +154,15 @@ def type_name(value: object) -> str:
 
 def wrong_type(path: FieldPath, value: object, expected: str) -> FieldError:
     return fe.invalid(path, value, f"must be {expected}, not {type_name(value)}")
+
+
+def unknown_field(path: FieldPath, key: object, allowed: Sequence[str]) -> FieldError:
+    """An unsupported key, with a hint when it looks like a typo of an allowed one."""
+    error = fe.unsupported(path, str(key), tuple(allowed))
+    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.75)
+    if not close:
+        return error
+    return fe.FieldError(error.type, path, f'did you mean "{close[0]}"? {error.detail}', str(key))
 
 
 def _string_map(raw: object, path: FieldPath, errs: list[FieldError]) -> Mapping[str, str]:
@@ -209,8 +214,8 @@ def _properties(
     if not isinstance(value, Mapping):
         errs.append(wrong_type(path.child("properties"), value, "an object"))
         return {}
-    frozen: Mapping[str, Any] = freeze(value)
-    return frozen
+    copied: Mapping[str, Any] = plain(value)
+    return copied
 
 
 # ---------------------------------------------------------------------------
@@ -231,7 +236,7 @@ def parse_rollout_plan(
         return None, [wrong_type(path, properties, "an object")]
     for key in properties:
         if key not in ROLLOUT_PROPERTIES:
-            errs.append(fe.unsupported(path.child(str(key)), str(key), ROLLOUT_PROPERTIES))
+            errs.append(unknown_field(path.child(str(key)), key, ROLLOUT_PROPERTIES))
 
     target_revision = properties.get("targetRevision")
     if target_revision is not None and (
@@ -308,7 +313,7 @@ def _parse_batch(raw: object, path: FieldPath, errs: list[FieldError]) -> Rollou
         return None
     for key in raw:
         if key not in ROLLOUT_BATCH_PROPERTIES:
-            errs.append(fe.unsupported(path.child(str(key)), str(key), ROLLOUT_BATCH_PROPERTIES))
+            errs.append(unknown_field(path.child(str(key)), key, ROLLOUT_BATCH_PROPERTIES))
     replicas = raw.get("replicas")
     rpath = path.child("replicas")
     if replicas is None:
@@ -363,13 +368,13 @@ def parse_application_lenient(raw: object) -> tuple[Application | None, list[Fie
     metadata = raw.get("metadata")
     if metadata is None:
         errs.append(fe.required(mpath))
-        metadata = {}
     elif not isinstance(metadata, Mapping):
         errs.append(wrong_type(mpath, metadata, "an object"))
+    elif metadata.get("name") in (None, "") and not metadata.get("generateName"):
+        errs.append(fe.required(mpath.child("name")))
+    if not isinstance(metadata, Mapping):
         metadata = {}
     name = _optional_string(metadata, "name", mpath, errs) or ""
-    if metadata and not name and metadata.get("name") is None and not metadata.get("generateName"):
-        errs.append(fe.required(mpath.child("name")))
     namespace = _optional_string(metadata, "namespace", mpath, errs) or ""
     uid = _optional_string(metadata, "uid", mpath, errs) or ""
     generation = metadata.get("generation", 0)
@@ -456,13 +461,13 @@ def load_documents(text: str) -> list[object]:
         raise InputError(f"not valid YAML{where}: {problem}") from None
     except (ValueError, TypeError, RecursionError) as exc:
         # safe_load can still fail on odd scalars (e.g. bad timestamps); keep it one line.
-        raise InputError(
-            f"not valid YAML: {str(exc).splitlines()[0] if str(exc) else exc!r}"
-        ) from None
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"not valid YAML: {detail}") from None
     out: list[object] = []
     for doc in docs:
         if doc is None:
             continue
+        _check_size(doc)
         if (
             isinstance(doc, Mapping)
             and doc.get("kind") == "List"
@@ -472,6 +477,31 @@ def load_documents(text: str) -> list[object]:
         else:
             out.append(doc)
     return out
+
+
+# Aliases let a few lines of YAML stand for a huge (or endless) tree; cap the walk.
+MAX_NODES = 200_000
+
+
+def _check_size(doc: object) -> None:
+    """InputError for a document that refers to itself or expands past MAX_NODES values."""
+    seen = 0
+    stack: list[tuple[object, frozenset[int]]] = [(doc, frozenset())]
+    while stack:
+        value, ancestors = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise InputError(f"document expands to more than {MAX_NODES} values (YAML aliases?)")
+        if isinstance(value, Mapping):
+            children: list[object] = list(value.values())
+        elif isinstance(value, list):
+            children = list(value)
+        else:
+            continue
+        if id(value) in ancestors:
+            raise InputError("document refers to itself through a YAML alias")
+        inner = ancestors | {id(value)}
+        stack.extend((child, inner) for child in children)
 
 
 def is_application(doc: object) -> bool:
@@ -505,7 +535,7 @@ def revision_record(obj: Mapping[str, Any]) -> RevisionRecord | None:
         component=component,
         number=int(number),
         spec_hash=str(labels.get(LABEL_REVISION_HASH, "")),
-        data=freeze(data) if isinstance(data, Mapping) else {},
+        data=plain(data) if isinstance(data, Mapping) else {},
         owner=owner,
     )
 

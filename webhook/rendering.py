@@ -30,7 +30,7 @@ from webhook.labels import (
     LABEL_WORKLOAD_TYPE,
     ROLLOUT_TRAIT,
 )
-from webhook.model import Application, Component, RolloutPlan, Trait, thaw
+from webhook.model import Application, Component, RolloutPlan, Trait, plain
 from webhook.revisions import (
     ResolvedRevision,
     resolve_revisions,
@@ -39,6 +39,8 @@ from webhook.revisions import (
 from webhook.state import ObservedState
 
 TEMPLATE_SUFFIX = ".yaml.j2"
+# libyaml's safe loader when present: ~9x faster, and admission renders on every review.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 COMPONENTS_DIR = "components"
 TRAITS_DIR = "traits"
 REVISION_TEMPLATE = "controllerrevision" + TEMPLATE_SUFFIX
@@ -58,7 +60,7 @@ def _tojson(value: Any) -> str:
         # StrictUndefined raises its own clear "has no attribute" error when printed.
         value = str(value)
     try:
-        return json.dumps(thaw(value), ensure_ascii=True)
+        return json.dumps(plain(value), ensure_ascii=True)
     except (TypeError, ValueError) as exc:
         raise TemplateError(f"value cannot be written as JSON: {exc}") from None
 
@@ -136,7 +138,7 @@ class Renderer:
         except (TypeError, ValueError, AttributeError) as exc:
             raise TemplateError(f"template {name}: {exc}") from None
         try:
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+            docs = [d for d in yaml.load_all(text, Loader=_SAFE_LOADER) if d is not None]
         except yaml.YAMLError as exc:
             raise TemplateError(f"template {name} rendered invalid YAML: {exc}") from None
         for doc in docs:
@@ -214,8 +216,8 @@ class Renderer:
         context.update(
             target_revision=target_revision,
             component_type=component.type,
-            properties=thaw(trait.properties),
-            component_properties=thaw(component.properties),
+            properties=plain(trait.properties),
+            component_properties=plain(component.properties),
             labels={"component": self._component_labels(app, component.name)},
         )
         return self._render(f"{TRAITS_DIR}/{trait.type}{TEMPLATE_SUFFIX}", context)
@@ -242,7 +244,7 @@ class Renderer:
             component_type=ctype,
             revision=revision_name,
             replicas=replicas,
-            properties=thaw(spec.get("properties") or {}),
+            properties=plain(spec.get("properties") or {}),
             labels={
                 "component": component_labels,
                 "workload": {

@@ -16,7 +16,7 @@ from typing import Any
 
 from webhook import errors as fe
 from webhook.errors import FieldError
-from webhook.model import COMPONENTS_PATH, Application, Component, thaw
+from webhook.model import COMPONENTS_PATH, Application, Component, plain
 from webhook.paths import FieldPath
 from webhook.state import ObservedState, RevisionRecord
 
@@ -27,7 +27,10 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
     Name, externalRevision and traits are left out on purpose: renaming a
     revision or changing only the rollout plan is not a new version of the code.
     """
-    content = {"type": thaw(spec.get("type", "")), "properties": thaw(spec.get("properties") or {})}
+    content = {
+        "type": plain(spec.get("type", "")),
+        "properties": plain(spec.get("properties") or {}),
+    }
     canonical = json.dumps(
         content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )
@@ -47,14 +50,22 @@ class ResolvedRevision:
 
 
 def resolve_revision(
-    component: Component, existing: Sequence[RevisionRecord], path: FieldPath
+    component: Component,
+    existing: Sequence[RevisionRecord],
+    path: FieldPath,
+    app_name: str | None = None,
 ) -> tuple[ResolvedRevision | None, list[FieldError]]:
     """Name the revision for ``component`` given every existing revision in the namespace.
 
-    ``path`` is the component's path; errors point at its ``externalRevision``.
+    ``path`` is the component's path; errors point at its ``externalRevision``. With
+    ``app_name``, revisions another Application owns are never reused, only avoided.
     """
     digest = spec_hash(component.spec())
-    mine = [r for r in existing if r.component == component.name]
+
+    def ours(r: RevisionRecord) -> bool:
+        return app_name is None or r.owner in ("", app_name)
+
+    mine = [r for r in existing if r.component == component.name and ours(r)]
     taken = {r.name for r in existing}
     next_number = 1 + max((r.number for r in mine), default=0)
 
@@ -64,6 +75,10 @@ def resolve_revision(
         if record is None:
             return ResolvedRevision(component.name, name, next_number, digest, True), []
         epath = path.child("externalRevision")
+        if not ours(record):
+            return None, [
+                fe.invalid(epath, name, f"revision already belongs to Application {record.owner!r}")
+            ]
         if record.component != component.name:
             return None, [
                 fe.invalid(
@@ -100,7 +115,9 @@ def resolve_revisions(
     resolved: dict[str, ResolvedRevision] = {}
     errs: list[FieldError] = []
     for i, component in enumerate(app.components):
-        rev, rev_errs = resolve_revision(component, observed.revisions, COMPONENTS_PATH.index(i))
+        rev, rev_errs = resolve_revision(
+            component, observed.revisions, COMPONENTS_PATH.index(i), app.name or None
+        )
         errs.extend(rev_errs)
         if rev is not None:
             resolved[component.name] = rev

@@ -91,10 +91,10 @@ class Metrics:
     def timed_reader(self, read_state: StateReader) -> StateReader:
         """``read_state`` with its duration and failures counted."""
 
-        def read(namespace: str, name: str) -> ObservedState:
+        def read(namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
             started = time.perf_counter()
             try:
-                return read_state(namespace, name)
+                return read_state(namespace, name, rollouts=rollouts)
             except ClusterReadError:
                 self.cluster_read_errors.inc()
                 raise

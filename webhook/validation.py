@@ -23,6 +23,7 @@ from webhook.model import (
     is_int,
     parse_application_lenient,
     parse_rollout_plan,
+    unknown_field,
     wrong_type,
 )
 from webhook.paths import FieldPath
@@ -54,10 +55,12 @@ class ValidationResult:
 Checker = Callable[[Any, FieldPath], list[FieldError]]
 
 
-def _string(value: Any, path: FieldPath) -> list[FieldError]:
-    return (
-        [] if isinstance(value, str) and value else [wrong_type(path, value, "a non-empty string")]
-    )
+def _image(value: Any, path: FieldPath) -> list[FieldError]:
+    if not isinstance(value, str) or not value:
+        return [wrong_type(path, value, "a non-empty string")]
+    if value != value.strip():
+        return [fe.invalid(path, value, "must not have leading or trailing whitespace")]
+    return []
 
 
 def _string_list(value: Any, path: FieldPath) -> list[FieldError]:
@@ -103,7 +106,7 @@ def _check_fields(
     errs: list[FieldError] = []
     for key in obj:
         if key not in fields:
-            errs.append(fe.unsupported(path.child(str(key)), str(key), tuple(fields)))
+            errs.append(unknown_field(path.child(str(key)), key, tuple(fields)))
     for key, (checker, is_required) in fields.items():
         if obj.get(key) is None:
             if is_required:
@@ -131,16 +134,43 @@ def _one_of(*allowed: str) -> Checker:
 
 
 def _port_name(value: Any, path: FieldPath) -> list[FieldError]:
-    if isinstance(value, str) and len(value) <= 15 and DNS1123_LABEL.match(value):
+    # Kubernetes' IANA_SVC_NAME: a short label with a letter and no "--".
+    if (
+        isinstance(value, str)
+        and len(value) <= 15
+        and DNS1123_LABEL.fullmatch(value)
+        and re.search("[a-z]", value)
+        and "--" not in value
+    ):
         return []
-    return [fe.invalid(path, value, "must be a DNS-1123 label of at most 15 characters")]
+    return [
+        fe.invalid(
+            path,
+            value,
+            "must be at most 15 lower case letters, digits and '-',"
+            " with at least one letter and no '--'",
+        )
+    ]
 
 
 def _any_string(value: Any, path: FieldPath) -> list[FieldError]:
     return [] if isinstance(value, str) else [wrong_type(path, value, "a string")]
 
 
-_ENV = _object_list({"name": (_string, True), "value": (_any_string, False)})
+def _env_name(value: Any, path: FieldPath) -> list[FieldError]:
+    # What the Kubernetes API accepts as an environment variable name.
+    if isinstance(value, str) and re.fullmatch(r"[-._a-zA-Z][-._a-zA-Z0-9]*", value):
+        return []
+    return [
+        fe.invalid(
+            path,
+            value,
+            "must consist of letters, digits, '_', '-' or '.', and must not start with a digit",
+        )
+    ]
+
+
+_ENV = _object_list({"name": (_env_name, True), "value": (_any_string, False)})
 _PORTS = _object_list(
     {
         "port": (_port, True),
@@ -150,7 +180,7 @@ _PORTS = _object_list(
     }
 )
 _COMMON: dict[str, tuple[Checker, bool]] = {
-    "image": (_string, True),
+    "image": (_image, True),
     "imagePullPolicy": (_one_of("Always", "IfNotPresent", "Never"), False),
     "cmd": (_string_list, False),
     "args": (_string_list, False),
@@ -189,9 +219,7 @@ def validate_static(
         cpath = COMPONENTS_PATH.index(i)
         errs.extend(_check_component_names(component, cpath, seen, i))
         if component.type and component.type not in component_types:
-            errs.append(
-                fe.unsupported(cpath.child("type"), component.type, sorted(component_types))
-            )
+            errs.append(unknown_field(cpath.child("type"), component.type, sorted(component_types)))
         rules = BUILTIN_COMPONENT_PROPERTIES.get(component.type)
         if rules is not None and component.type in component_types:
             errs.extend(_check_fields(component.properties, rules, cpath.child("properties")))
@@ -245,7 +273,7 @@ def _check_traits(
         if not trait.type:
             continue
         if trait.type not in trait_types:
-            errs.append(fe.unsupported(tpath.child("type"), trait.type, sorted(trait_types)))
+            errs.append(unknown_field(tpath.child("type"), trait.type, sorted(trait_types)))
             continue
         if trait.type != ROLLOUT_TRAIT:
             continue
@@ -289,7 +317,7 @@ def _plan_warnings(component: Component, plan: RolloutPlan, ppath: FieldPath) ->
 
 
 def _is_label(value: str) -> bool:
-    return len(value) <= DNS1123_LABEL_MAX and DNS1123_LABEL.match(value) is not None
+    return len(value) <= DNS1123_LABEL_MAX and DNS1123_LABEL.fullmatch(value) is not None
 
 
 def _label_detail() -> str:
@@ -392,7 +420,11 @@ def validate_against_state(
         target = plan.target_revision or rev.name
         if plan.target_revision is not None and target != rev.name:
             record = observed.revision_named(target)
-            if record is None or record.component != component.name:
+            if (
+                record is None
+                or record.component != component.name
+                or record.owner not in ("", app.name)
+            ):
                 known = sorted({r.name for r in observed.revisions_of(component.name)} | {rev.name})
                 errs.append(
                     fe.not_found(

@@ -79,7 +79,9 @@ def test_every_rendered_object_validates_against_the_kubernetes_schemas(
         (
             MODES["url (local)"],
             {"MutatingWebhookConfiguration"},
-            {"Secret", "Certificate", "Service", "PodDisruptionBudget", "Deployment"},
+            {"Secret", "Certificate", "Service", "PodDisruptionBudget", "Deployment"}
+            # The outside webhook and the local controller bring their own credentials.
+            | {"ServiceAccount", "ClusterRole", "Role"},
         ),
         (MODES["monitored"], {"ServiceMonitor"}, set()),
     ],
@@ -285,6 +287,21 @@ def test_webhook_is_highly_available_and_probed() -> None:
         ["https"],
         ["limits", "requests"],
     )
+
+
+@pytest.mark.parametrize(
+    ("values", "budgets"),
+    [
+        ({}, 1),
+        ({"webhook": {"replicas": 1}}, 0),
+        ({"webhook": {"podDisruptionBudget": {"enabled": False}}}, 0),
+    ],
+    ids=["two-replicas", "one-replica", "disabled"],
+)
+def test_a_disruption_budget_guards_only_a_replicated_webhook(
+    values: dict[str, Any], budgets: int
+) -> None:
+    assert len(m.of_kind(m.render(values), "PodDisruptionBudget")) == budgets
 
 
 def test_pod_disruption_budget_uses_policy_v1beta1_on_kubernetes_1_20() -> None:

@@ -13,7 +13,6 @@ import base64
 import json
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -238,45 +237,46 @@ def test_helm_upgrade_keeps_the_ca_bundle_in_local_mode(
     )
 
 
-def test_helm_upgrade_keeps_the_generated_ca_in_helm_mode(
-    helm: Any, kubectl: Any, tmp_path: Path
+def test_helm_mode_reuses_the_ca_of_the_installed_secret(
+    helm: Any, kubectl: Any, namespace: str
 ) -> None:
-    release, namespace = "chart-helm", "oam-chart-helm"
-    values = {
-        "certs": {"mode": "helm"},
-        "crds": {"install": False},
-        "controller": {"enabled": False},
-        # In-cluster mode would call the Service; no namespace carries this label, and a
-        # missing webhook is ignored, so no admission in the session depends on it.
-        "webhook": {
-            "failurePolicy": "Ignore",
-            "namespaceSelector": {"matchLabels": {SELECTOR_LABEL: "nobody"}},
-        },
+    # Rendered against the cluster (lookup works) but never applied: a helm-mode release
+    # would register `service:` webhooks, which local tests must not do. Only the Secret a
+    # first install would create is applied, then a second render (an upgrade) must reuse it.
+    def render() -> list[dict[str, Any]]:
+        out = helm(
+            "template", "chart-helm", str(CHART_DIR), "--namespace", namespace,
+            "--dry-run=server", "--set", "certs.mode=helm", "--set", "crds.install=false",
+        ).stdout  # fmt: skip
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+    def ca_bundles(objects: list[dict[str, Any]]) -> set[str]:
+        return {
+            hook["clientConfig"]["caBundle"]
+            for obj in objects
+            if obj["kind"].endswith("WebhookConfiguration")
+            for hook in obj["webhooks"]
+        }
+
+    def secret(objects: list[dict[str, Any]]) -> dict[str, Any]:
+        return next(o for o in objects if o["kind"] == "Secret")
+
+    first, unrelated = render(), render()
+    installed = secret(first)
+    # What `helm install` would have written: the Secret, owned by the release.
+    installed["metadata"]["annotations"] = {
+        "meta.helm.sh/release-name": "chart-helm",
+        "meta.helm.sh/release-namespace": namespace,
     }
-    values_file = tmp_path / "values.yaml"
-    values_file.write_text(yaml.safe_dump(values))
-    common = ("--namespace", namespace, "--values", str(values_file))
-    helm("install", release, str(CHART_DIR), "--create-namespace", *common)
-    try:
-        secret = f"{release}-oam-rollout-webhook-tls"
-
-        def ca_in_secret() -> str:
-            out = kubectl("get", "secret", secret, "-n", namespace, "-o", "json").stdout
-            return str(json.loads(out)["data"]["ca.crt"])
-
-        first = (_ca_bundles(kubectl, release), ca_in_secret())
-        helm("upgrade", release, str(CHART_DIR), *common, "--set", "webhook.timeoutSeconds=9")
-        second = (_ca_bundles(kubectl, release), ca_in_secret())
-        pem = base64.b64decode(first[1]).decode()
-        assert (second, first[0], pem.startswith("-----BEGIN CERTIFICATE-----")) == (
-            first,
-            {first[1]},
-            True,
-        )
-    finally:
-        helm("uninstall", release, "--namespace", namespace, "--ignore-not-found", check=False)
-        kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found",
-                check=False)  # fmt: skip
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(installed))
+    upgrade = render()
+    pem = base64.b64decode(secret(first)["data"]["ca.crt"]).decode()
+    assert (
+        ca_bundles(first) == ca_bundles(unrelated),
+        ca_bundles(upgrade),
+        secret(upgrade)["data"],
+        pem.startswith("-----BEGIN CERTIFICATE-----"),
+    ) == (False, ca_bundles(first), secret(first)["data"], True)
 
 
 def test_helm_uninstall_leaves_no_configuration_and_keeps_crds_and_applications(

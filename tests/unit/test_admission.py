@@ -30,9 +30,11 @@ class Reader:
     state: ObservedState = field(default_factory=ObservedState)
     error: str | None = None
     calls: list[tuple[str, str]] = field(default_factory=list)
+    rollouts: list[bool] = field(default_factory=list)
 
-    def __call__(self, namespace: str, name: str) -> ObservedState:
+    def __call__(self, namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
         self.calls.append((namespace, name))
+        self.rollouts.append(rollouts)
         if self.error is not None:
             raise ClusterReadError(self.error)
         return self.state
@@ -537,3 +539,21 @@ def test_the_annotation_is_compact_key_sorted_json() -> None:
         "a": ResolvedRevision("a", "a-v1", 1, "h", True),
     }
     assert revisions_annotation(resolved) == '{"a":"a-v1","b":"b-v2"}'
+
+
+def test_mutation_reads_revisions_only_and_validation_reads_rollouts_when_a_trait_needs_them() -> (
+    None
+):
+    without_trait = copy.deepcopy(V1_APP)
+    without_trait["spec"]["components"][0]["traits"] = []
+    readers = {name: Reader() for name in ("mutate", "validate", "validate-no-trait")}
+    mutate(parse_review(admission_review(V1_APP)), readers["mutate"], StubRenderer())
+    validate(parse_review(admission_review(V1_APP)), readers["validate"], StubRenderer())
+    validate(
+        parse_review(admission_review(without_trait)), readers["validate-no-trait"], StubRenderer()
+    )
+    assert {name: reader.rollouts for name, reader in readers.items()} == {
+        "mutate": [False],
+        "validate": [True],
+        "validate-no-trait": [False],
+    }

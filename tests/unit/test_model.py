@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webhook.errors import InputError
 from webhook.model import (
@@ -116,6 +118,8 @@ def test_an_invalid_rollout_trait_gives_no_plan() -> None:
         ),
         ({**application(), "kind": "Deployment"}, ['kind: Unsupported value: "Deployment"']),
         ({**application(), "metadata": {"namespace": "x"}}, ["metadata.name: Required value"]),
+        ({**application(), "metadata": {}}, ["metadata.name: Required value"]),
+        ({**application(), "metadata": {"name": ""}}, ["metadata.name: Required value"]),
         ({**application(), "metadata": {"name": 3}}, ["metadata.name: Invalid value: 3"]),
         ({**application(), "spec": {}}, ["spec.components: Required value"]),
         ({**application(), "spec": {"components": {}}}, ["spec.components: Invalid value: {}"]),
@@ -278,3 +282,38 @@ def test_an_application_value_is_immutable() -> None:
     assert isinstance(app, Application)
     with pytest.raises(AttributeError):
         app.name = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("rolloutBatch", 'did you mean "rolloutBatches"? '),
+        ("targetsize", 'did you mean "targetSize"? '),
+        ("zzz", ""),
+    ],
+)
+def test_an_unknown_rollout_property_is_named_with_a_hint_for_typos(key: str, hint: str) -> None:
+    properties = {"targetSize": 1, "rolloutBatches": [{"replicas": 1}], key: 1}
+    plan, errors = parse_rollout_plan(properties, ROLLOUT_PATH)
+    assert plan is None
+    assert [str(e) for e in errors] == [
+        f'properties.{key}: Unsupported value: "{key}": {hint}supported values: '
+        '"targetRevision", "targetSize", "rolloutBatches", "batchPartition"'
+    ]
+
+
+# Characters that carry meaning in YAML, plus NUL, which YAML forbids.
+YAML_CHARACTERS = [*"ab:-[]{},'\"&*!|>#\n\t ?%@`0.", "\x00"]
+YAMLISH_TEXT = st.text(alphabet=st.sampled_from(YAML_CHARACTERS), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=YAMLISH_TEXT | st.text(max_size=60))
+def test_any_text_either_loads_or_raises_a_one_line_input_error(text: str) -> None:
+    try:
+        docs = load_documents(text)
+    except InputError as exc:
+        assert "\n" not in str(exc)
+        return
+    for doc in docs:
+        parse_application(doc)

@@ -201,3 +201,35 @@ def test_the_rollout_target_is_the_pinned_revision_else_the_latest(
     assert comp.rollout() == RolloutPlan(5, (RolloutBatch(5),), None, target)
     resolved = ResolvedRevision("express-server", "express-server-v2", 2, "h", True)
     assert target_revision_name(comp, resolved) == expected
+
+
+def owned(name: str, number: int, properties: dict[str, Any], app: str) -> RevisionRecord:
+    data = {"name": "web", "type": "webservice", "properties": properties}
+    return RevisionRecord(name, "web", number, spec_hash(data), data, owner=app)
+
+
+def test_revisions_of_another_application_are_avoided_not_reused() -> None:
+    comp = component(V4, name="web")
+    other = [owned("web-v1", 1, V4, "other-app"), owned("web-v2", 2, V5, "other-app")]
+    resolved, errors = resolve_revision(comp, other, PATH, app_name="shop")
+    assert errors == []
+    assert resolved is not None and (resolved.name, resolved.number, resolved.is_new) == (
+        "web-v3",
+        3,
+        True,
+    )
+    # Without an application name every revision of the component counts as ours.
+    reused, _ = resolve_revision(comp, other, PATH)
+    assert reused is not None and (reused.name, reused.is_new) == ("web-v1", False)
+
+
+def test_an_external_revision_of_another_application_is_an_error() -> None:
+    comp = component(V4, "web-v1", name="web")
+    resolved, errors = resolve_revision(
+        comp, [owned("web-v1", 1, V4, "other-app")], PATH, app_name="shop"
+    )
+    assert resolved is None
+    assert [str(e) for e in errors] == [
+        'spec.components[0].externalRevision: Invalid value: "web-v1": '
+        "revision already belongs to Application 'other-app'"
+    ]

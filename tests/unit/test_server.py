@@ -18,7 +18,7 @@ from webhook.server import MAX_BODY_BYTES, JsonFormatter, Metrics, create_app
 from webhook.state import ObservedState
 
 
-def empty_state(namespace: str, name: str) -> ObservedState:
+def empty_state(namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
     return ObservedState(namespace=namespace)
 
 
@@ -107,11 +107,11 @@ def test_the_mutating_endpoint_patches(client: FlaskClient) -> None:
     assert (review["allowed"], review["patchType"]) == (True, "JSONPatch")
 
 
-def boom(namespace: str, name: str) -> ObservedState:
+def boom(namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
     raise ZeroDivisionError("secret internals")
 
 
-def ours(namespace: str, name: str) -> ObservedState:
+def ours(namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
     raise OamRolloutError("template registry is empty")
 
 
@@ -139,7 +139,7 @@ def test_our_failures_deny_with_500_and_keep_the_traceback_in_the_log(
 
 
 def test_an_unreachable_cluster_is_a_500_denial_and_is_counted() -> None:
-    def unreachable(namespace: str, name: str) -> ObservedState:
+    def unreachable(namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
         raise ClusterReadError("GET /apis/apps/v1/...: ConnectionRefusedError")
 
     app, metrics = make_app(read_state=unreachable)

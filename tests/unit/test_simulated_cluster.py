@@ -8,6 +8,7 @@ controller decide for a given object, which columns the CRDs print).
 from __future__ import annotations
 
 import hashlib
+import json
 import lzma
 import os
 import re
@@ -29,11 +30,12 @@ from webhook.testing.cloneset import (
     scaled_partition,
     template_shape,
 )
-from webhook.testing.cluster import crd_paths, kubeconfig_document
+from webhook.testing.cluster import ClusterStartError, LocalCluster, crd_paths, kubeconfig_document
 from webhook.testing.kubelet import (
     CRASH_AFTER,
     NEVER_READY,
     PodAction,
+    SimulatedKubelet,
     parse_duration,
     pod_action,
     status_patch,
@@ -564,4 +566,57 @@ def test_namespace_names_are_dns_labels(test_name: str) -> None:
     assert (len(name) <= 63, bool(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name))) == (
         True,
         True,
+    )
+
+
+@pytest.mark.parametrize("cidr", ["127.1.0.0/24", "127.2.0.0/16"])
+def test_service_ranges_inside_loopback_are_used(cidr: str) -> None:
+    assert LocalCluster(service_cidr=cidr).service_cidr == cidr
+
+
+@pytest.mark.parametrize(
+    ("cidr", "error"),
+    [
+        ("10.96.0.0/12", "must lie inside 127.0.0.0/8"),
+        ("::1/128", "must lie inside 127.0.0.0/8"),
+        ("127.1.0.0/33", "is not a network"),
+    ],
+)
+def test_service_ranges_outside_loopback_are_refused(cidr: str, error: str) -> None:
+    with pytest.raises(ClusterStartError, match=re.escape(error)):
+        LocalCluster(service_cidr=cidr)
+
+
+class FakeCore:
+    """Stands in for CoreV1Api: serves one pod, records status patches."""
+
+    def __init__(self, pod: dict[str, Any]) -> None:
+        self.pod = pod
+        self.patches: list[dict[str, Any]] = []
+
+    def read_namespaced_pod(self, name: str, namespace: str, **_: Any) -> Any:
+        return type("Resp", (), {"data": json.dumps(self.pod).encode()})()
+
+    def patch_namespaced_pod_status(
+        self, name: str, namespace: str, body: dict[str, Any], **_: Any
+    ) -> None:
+        self.patches.append(body)
+
+
+def test_a_readiness_timer_outrun_by_an_image_change_rearms_for_the_new_image() -> None:
+    kubelet = SimulatedKubelet(Path("unused"), ready_delay=0.0, node_name=NODE)
+    starting = pod(image="app:1", reported=None, ready=None, phase="Pending")
+    core = FakeCore(starting)
+    kubelet._core = core
+    kubelet._on_pod("ADDED", starting)  # START: patch + a timer for app:1
+    # The image changes in place before the timer fires; the restart is deduplicated.
+    core.pod = pod(image="app:2", reported="app:2", ready="False", waiting="ContainerCreating")
+    kubelet._on_pod("MODIFIED", core.pod)
+    first = kubelet._timers[0]
+    kubelet._timers.clear()
+    kubelet._pending.clear()
+    kubelet._fire(first)  # stale for app:1: must arm a timer for app:2
+    assert ([t.images for t in kubelet._timers], len(core.patches)) == (
+        [(("main", "app:2"),)],
+        1,
     )

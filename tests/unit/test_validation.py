@@ -221,6 +221,26 @@ def test_valid_applications_pass_static_validation(raw: dict[str, Any]) -> None:
             [(f"{C0}.properties.ports[0].port", INVALID)],
         ),
         (
+            "port names have a letter",
+            app(component(properties={"image": "x", "ports": [{"port": 80, "name": "8080"}]})),
+            [(f"{C0}.properties.ports[0].name", INVALID)],
+        ),
+        (
+            "env names are identifiers",
+            app(component(properties={"image": "x", "env": [{"name": "1=2", "value": "v"}]})),
+            [(f"{C0}.properties.env[0].name", INVALID)],
+        ),
+        (
+            "env names are required",
+            app(component(properties={"image": "x", "env": [{"value": "v"}]})),
+            [(f"{C0}.properties.env[0].name", REQUIRED)],
+        ),
+        (
+            "image without stray whitespace",
+            app(component(properties={"image": "nginx "})),
+            [(f"{C0}.properties.image", INVALID)],
+        ),
+        (
             "quantity",
             app(component(properties={"image": "x", "cpu": "lots"})),
             [(f"{C0}.properties.cpu", INVALID)],
@@ -250,6 +270,11 @@ def test_valid_applications_pass_static_validation(raw: dict[str, Any]) -> None:
         (
             "component name is DNS-1123",
             app(component(name="Express_Server")),
+            [(f"{C0}.name", INVALID)],
+        ),
+        (
+            "a trailing newline is not part of a name",
+            app(component(name="express-server\n")),
             [(f"{C0}.name", INVALID)],
         ),
         (

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import signal
 import ssl
@@ -529,7 +530,9 @@ class Demo:
         self.stack.callback(process.stop)
         return process
 
-    def _tool(self, binary: Path, args: Sequence[str], stdin: str | None = None) -> Any:
+    def _tool(
+        self, binary: Path, args: Sequence[str], stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(binary), "--kubeconfig", str(self.kubeconfig), *args],
             input=stdin,
@@ -647,7 +650,7 @@ class Demo:
         return False
 
     def _show(self, view: Sequence[str]) -> None:
-        self.p.line(f"$ kubectl {' '.join(view)}")
+        self.p.line(f"$ kubectl {shlex.join(view)}")
         result = self._tool(self.kubectl_bin, ["-n", NAMESPACE, *view])
         text = (result.stdout + result.stderr).rstrip()
         self.p.line(text)

@@ -16,8 +16,8 @@ import yaml
 from webhook.commands.validate import (
     add_input_arguments,
     check_documents,
-    read_documents,
-    read_observed,
+    make_renderer,
+    read_inputs,
     report,
 )
 
@@ -40,17 +40,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook.errors import InputError
-    from webhook.rendering import Renderer
-
-    if args.filename == "-" and args.revisions == "-":
-        raise InputError("only one of -f and --revisions can read stdin")
-    docs = read_documents(args.filename)
-    observed = read_observed(args.revisions)
-    outcomes, notes = check_documents(docs, observed, args.templates_dir)
+    docs, observed = read_inputs(args)
+    renderer = make_renderer(args.templates_dir)
+    outcomes, notes = check_documents(docs, observed, renderer)
     if not report(outcomes, notes, args.filename):
         return 1
-    renderer = Renderer(args.templates_dir)
     objects: list[dict[str, Any]] = []
     for outcome in outcomes:
         assert outcome.app is not None

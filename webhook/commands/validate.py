@@ -13,12 +13,15 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webhook.errors import FieldError, InputError
 from webhook.labels import APP_KIND
 from webhook.model import Application, load_documents, observed_state_from_documents
 from webhook.state import EMPTY, ObservedState
+
+if TYPE_CHECKING:
+    from webhook.rendering import Renderer
 
 NAME = "validate"
 
@@ -68,6 +71,13 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def make_renderer(templates_dir: Path | None) -> Renderer:
+    # Imported here so `oam-rollout --help` does not compile templates or load Jinja2.
+    from webhook.rendering import Renderer
+
+    return Renderer(templates_dir)
+
+
 def read_text(source: str) -> str:
     """The text of a file, or of stdin for ``-``; InputError with one line otherwise."""
     try:
@@ -105,15 +115,13 @@ class Outcome:
 
 
 def check_documents(
-    docs: list[object], observed: ObservedState, templates_dir: Path | None
+    docs: list[object], observed: ObservedState, renderer: Renderer
 ) -> tuple[list[Outcome], list[str]]:
     """Validate every Application among ``docs``; also return notes on skipped documents."""
     # Imported here so `oam-rollout --help` stays fast.
-    from webhook.rendering import Renderer
     from webhook.revisions import resolve_revisions
     from webhook.validation import validate_against_state, validate_static
 
-    renderer = Renderer(templates_dir)
     outcomes: list[Outcome] = []
     notes: list[str] = []
     for n, doc in enumerate(docs, start=1):
@@ -161,12 +169,16 @@ def report(outcomes: list[Outcome], notes: list[str], source: str) -> bool:
     return all(not o.errors for o in outcomes)
 
 
-def run(args: argparse.Namespace) -> int:
+def read_inputs(args: argparse.Namespace) -> tuple[list[object], ObservedState]:
+    """The documents of -f and the live state of --revisions."""
     if args.filename == "-" and args.revisions == "-":
         raise InputError("only one of -f and --revisions can read stdin")
-    docs = read_documents(args.filename)
-    observed = read_observed(args.revisions)
-    outcomes, notes = check_documents(docs, observed, args.templates_dir)
+    return read_documents(args.filename), read_observed(args.revisions)
+
+
+def run(args: argparse.Namespace) -> int:
+    docs, observed = read_inputs(args)
+    outcomes, notes = check_documents(docs, observed, make_renderer(args.templates_dir))
     if not report(outcomes, notes, args.filename):
         return 1
     if len(outcomes) == 1:

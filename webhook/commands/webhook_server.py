@@ -129,8 +129,8 @@ def serve(args: argparse.Namespace) -> int:
         tls = reloader()
         tls.context()  # load now, so /readyz tells the truth before the first handshake
 
-        def read_state(namespace: str, name: str) -> Any:
-            return read_observed_state(api, namespace, name)
+        def read_state(namespace: str, name: str, *, rollouts: bool = True) -> Any:
+            return read_observed_state(api, namespace, name, rollouts=rollouts)
 
         return create_app(
             read_state, renderer, ready=lambda: {"templates": True, "tls": tls.loaded}
@@ -153,7 +153,12 @@ def serve(args: argparse.Namespace) -> int:
         "loglevel": "info",
         "proc_name": "oam-rollout-webhook",
         "preload_app": False,
+        # No control socket: it would live in $HOME, shared by every gunicorn on the host.
+        "control_socket_disable": True,
     }
+    if os.path.isdir("/dev/shm"):
+        # Worker heartbeats in memory, also where the root filesystem is read-only.
+        options["worker_tmp_dir"] = "/dev/shm"
 
     class WebhookServer(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

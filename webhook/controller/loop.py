@@ -33,7 +33,7 @@ from webhook.controller.api import (
     KubeApi,
     Resource,
 )
-from webhook.controller.reconcile import Reconciler
+from webhook.controller.reconcile import ANNOTATION_ROLLED_BY, Reconciler
 from webhook.labels import APP_KIND, LABEL_APP_NAME, LABEL_COMPONENT, LABEL_CONTROLLER_COMPONENT
 
 log = logging.getLogger("oam-rollout.controller")
@@ -160,7 +160,8 @@ def keys_for(resource: Resource, obj: Mapping[str, Any]) -> list[Key]:
         component = labels.get(LABEL_COMPONENT)
         if component:
             keys.append(("rollout", ns, str(component)))
-            if app:
+            rolled = ANNOTATION_ROLLED_BY in (meta.get("annotations") or {})
+            if app and not rolled:
                 keys.append(("app", ns, app))
     return keys
 
@@ -181,6 +182,7 @@ class Watcher:
     stop: threading.Event
     resync_seconds: int = 300
     on_event: Callable[[Resource, str, Mapping[str, Any]], None] | None = None
+    own_write: Callable[[str], bool] | None = None
 
     def run(self) -> None:
         failures = 0
@@ -227,7 +229,11 @@ class Watcher:
     def _enqueue(self, kind: str, obj: Mapping[str, Any]) -> None:
         if self.on_event is not None:
             self.on_event(self.resource, kind, obj)
+        own = (self.resource is ROLLOUTS and kind == "MODIFIED" and self.own_write is not None
+               and self.own_write(str(_meta(obj).get("resourceVersion"))))
         for key in keys_for(self.resource, obj):
+            if own and key[0] == "rollout":
+                continue  # our own status write: decided already, nothing new to see
             self.queue.add(key)
 
 
@@ -253,6 +259,7 @@ class LeaderElector:
     lease_seconds: float = 15.0
     renew_seconds: float = 10.0  # renew deadline: give up leadership after this long
     retry_seconds: float = 2.0
+    clock: Callable[[], float] = time.monotonic
     _observed: tuple[str, str] = ("", "")
     _observed_at: float = 0.0
 
@@ -260,7 +267,7 @@ class LeaderElector:
         return LEASES.path(self.namespace, self.name)
 
     def try_acquire_or_renew(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         lease = self.api.get(self._path())
         spec_new = {
             "holderIdentity": self.identity,
@@ -318,15 +325,15 @@ class LeaderElector:
 
     def keep(self, stop: threading.Event, lost: Callable[[], None]) -> None:
         """Renew until ``stop``; call ``lost`` when a renewal deadline passes."""
-        last_ok = time.monotonic()
+        last_ok = self.clock()
         while not stop.wait(self.retry_seconds):
             try:
                 if self.try_acquire_or_renew():
-                    last_ok = time.monotonic()
+                    last_ok = self.clock()
                     continue
             except ApiError as exc:
                 log.warning("lease renew: %s", exc)
-            if time.monotonic() - last_ok > self.renew_seconds:
+            if self.clock() - last_ok > self.renew_seconds:
                 log.error("lost the lease %s/%s", self.namespace, self.name)
                 lost()
                 return
@@ -369,7 +376,7 @@ class ControllerLoop:
             self._spawn(lambda: elector.keep(self.stop, self.lost_lease), "lease")
         for resource in WATCHED:
             watcher = Watcher(self.api, resource, self.queue, self.namespace, self.stop,
-                              self.resync_seconds, self.on_event)
+                              self.resync_seconds, self.on_event, self.reconciler.wrote)
             self._spawn(watcher.run, f"watch-{resource.plural}")
         for i in range(self.workers):
             self._spawn(self._work, f"worker-{i}")
@@ -410,5 +417,7 @@ class ControllerLoop:
         for thread in self.threads:
             if thread.name.startswith("worker"):
                 thread.join(timeout)
+        if self.reconciler.events is not None:
+            self.reconciler.events.close()
         if self.elector is not None:
             self.elector.release()

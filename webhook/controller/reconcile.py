@@ -9,10 +9,14 @@ and must not hold decisions: those live in batches, views, revisions and renderi
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import logging
+import queue
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,22 +54,60 @@ from webhook.controller.views import (
     workload_from,
 )
 from webhook.errors import OamRolloutError
-from webhook.kube import read_observed_state
+from webhook.kube import observed_state_from
 from webhook.labels import (
     ANNOTATION_REVISIONS,
     APP_KIND,
     LABEL_APP_NAME,
     LABEL_COMPONENT,
+    LABEL_CONTROLLER_COMPONENT,
 )
 from webhook.model import Application, Component, parse_application
 from webhook.rendering import Renderer
 from webhook.revisions import ResolvedRevision, resolve_revisions, target_revision_name
+from webhook.state import ObservedState
 
 log = logging.getLogger("oam-rollout.controller")
+
+# On workloads the Rollout drives: their changes concern the Rollout, not the Application
+# (whose health then follows the Rollout's status), which keeps app reconciles rare.
+ANNOTATION_ROLLED_BY = "rollout.oam.dev/rolled-by"
 
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EventRecorder:
+    """Posts Events from a background thread: a slow Event never delays a batch."""
+
+    def __init__(self, api: KubeApi, limit: int = 1000) -> None:
+        self.api = api
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue(limit)
+        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
+        self._thread.start()
+
+    def record(self, namespace: str, body: dict[str, Any]) -> None:
+        try:
+            self._queue.put_nowait((namespace, body))
+        except queue.Full:  # events are best effort; rollouts are not
+            log.warning("event dropped (queue full): %s", body.get("reason"))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            namespace, body = item
+            try:
+                self.api.create(EVENTS.path(namespace), body)
+            except ApiError as exc:
+                log.warning("event %s not recorded: %s", body.get("reason"), exc)
+
+    def close(self, timeout: float = 2.0) -> None:
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
 
 
 @dataclass
@@ -73,8 +115,18 @@ class Reconciler:
     api: KubeApi
     renderer: Renderer
     now: Callable[[], str] = utc_now
-    # Called after each workload write with (namespace, action): the bench's probe point.
-    on_action: Callable[[str, Action], None] | None = None
+    events: EventRecorder | None = None
+    # resourceVersions of our own Rollout status writes: their watch events need no reconcile.
+    own_writes: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=4096))
+
+    def __post_init__(self) -> None:
+        if self.events is None:
+            self.events = EventRecorder(self.api)
+
+    def wrote(self, resource_version: str) -> bool:
+        """The Rollout at this resourceVersion is our own status write."""
+        return resource_version in self.own_writes
 
     # ---- Application ------------------------------------------------------------------
 
@@ -95,7 +147,7 @@ class Reconciler:
         self._write_app_status(raw, services, errors)
 
     def _apply_components(self, app: Application) -> list[dict[str, Any]]:
-        observed = read_observed_state(self.api, app.namespace, app.name)
+        observed = self._revisions_of(app)
         resolved, errs = resolve_revisions(app, observed)
         if errs:
             raise OamRolloutError("; ".join(str(e) for e in errs))
@@ -110,6 +162,16 @@ class Reconciler:
             else:
                 services.append(self._apply_plain(app, component, rev))
         return services
+
+    def _revisions_of(self, app: Application) -> ObservedState:
+        """The ControllerRevisions of the app's components (not the whole namespace's:
+        listing every revision on every reconcile grows with the square of the apps)."""
+        names = sorted({c.name for c in app.components})
+        if not names:
+            return ObservedState(namespace=app.namespace)
+        selector = f"{LABEL_CONTROLLER_COMPONENT} in ({','.join(names)})"
+        items = self.api.list(REVISIONS.path(app.namespace), selector)
+        return observed_state_from(app.namespace, app.name, items, ())
 
     @staticmethod
     def _prefer_annotated_names(app: Application, resolved: dict[str, ResolvedRevision],
@@ -223,15 +285,16 @@ class Reconciler:
                     "status": status_from(action.progress)}
             updated = self.api.merge_patch(ROLLOUTS.path(ns, meta["name"], "status"), body)
             rollout["metadata"] = updated.get("metadata", meta)
+            self.own_writes.append(str(rollout["metadata"].get("resourceVersion")))
             return
         if isinstance(action, EmitEvent):
-            try:
-                self.api.create(EVENTS.path(ns), event_body(rollout, action, self.now()))
-            except ApiError as exc:  # events are best effort
-                log.warning("event %s not recorded: %s", action.reason, exc)
+            assert self.events is not None
+            self.events.record(ns, event_body(rollout, action, self.now()))
             return
         if isinstance(action, CreateWorkload):
             docs = self._render(app, action.revision, action.replicas)
+            docs[0].setdefault("metadata", {}).setdefault("annotations", {})[
+                ANNOTATION_ROLLED_BY] = component
             if action.partition is not None:
                 docs[0].setdefault("spec", {})["updateStrategy"] = {
                     **(docs[0]["spec"].get("updateStrategy") or {}),
@@ -254,8 +317,6 @@ class Reconciler:
                                  {"spec": {"updateStrategy": {"partition": action.partition}}})
         elif isinstance(action, DeleteWorkload):
             self.api.delete(workloads.path(ns, action.name))
-        if self.on_action is not None:
-            self.on_action(ns, action)
 
     def _render(self, app: Application, revision: str, replicas: int) -> list[dict[str, Any]]:
         """The workload of ``revision`` from its ControllerRevision (it may be a rollback)."""

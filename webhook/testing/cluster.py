@@ -12,6 +12,7 @@ nothing it starts may listen on or dial an address outside 127.0.0.0/8.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import secrets
@@ -77,6 +78,17 @@ class ClusterState:
     def load(cls, path: Path) -> ClusterState:
         raw = json.loads(path.read_text())
         return cls(**raw)
+
+
+def check_loopback_cidr(cidr: str) -> None:
+    """Refuse a service range outside 127.0.0.0/8: the apiserver may dial ClusterIPs."""
+    try:
+        network = ipaddress.ip_network(cidr)
+    except ValueError as exc:
+        raise ClusterStartError(f"service CIDR {cidr!r} is not a network: {exc}") from exc
+    loopback = ipaddress.IPv4Network("127.0.0.0/8")
+    if not (isinstance(network, ipaddress.IPv4Network) and network.subnet_of(loopback)):
+        raise ClusterStartError(f"service CIDR {cidr} must lie inside 127.0.0.0/8")
 
 
 def free_port() -> int:
@@ -162,7 +174,9 @@ def etcd_args(etcd: Path, data_dir: Path, client_port: int, peer_port: int) -> l
     ]
 
 
-def apiserver_args(binary: Path, workdir: Path, etcd_port: int, port: int) -> list[str]:
+def apiserver_args(
+    binary: Path, workdir: Path, etcd_port: int, port: int, service_cidr: str = SERVICE_CIDR
+) -> list[str]:
     return [
         str(binary),
         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
@@ -176,7 +190,7 @@ def apiserver_args(binary: Path, workdir: Path, etcd_port: int, port: int) -> li
         f"--service-account-signing-key-file={workdir / 'sa.key'}",
         "--authorization-mode=RBAC",
         f"--token-auth-file={workdir / 'tokens.csv'}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-cluster-ip-range={service_cidr}",
         "--allow-privileged",
         "--profiling=false",
         "--v=0",
@@ -264,12 +278,22 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 class LocalCluster:
     """A real control plane for tests and the demo, on free 127.0.0.1 ports."""
 
-    def __init__(self, workdir: Path | None = None, *, die_with_parent: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        die_with_parent: bool = False,
+        service_cidr: str = SERVICE_CIDR,
+    ) -> None:
         """workdir: where to keep data and logs (default: a new temp dir); stop() removes it.
 
         die_with_parent: the kernel sends SIGTERM to the control plane if this process
         dies without calling stop() (test sessions); `cluster up` leaves it False.
+        service_cidr: must lie in 127.0.0.0/8, so even a Service-mode webhook dials
+        loopback; a /24 holds 254 Services, pass a wider one for big benchmarks.
         """
+        check_loopback_cidr(service_cidr)
+        self.service_cidr = service_cidr
         self._given_workdir = workdir
         self._die_with_parent = die_with_parent
         self.workdir: Path = workdir or Path()
@@ -326,7 +350,11 @@ class LocalCluster:
         self._spawn(
             "kube-apiserver",
             apiserver_args(
-                binaries.kube_apiserver, work, self._ports["etcd"], self._ports["kube-apiserver"]
+                binaries.kube_apiserver,
+                work,
+                self._ports["etcd"],
+                self._ports["kube-apiserver"],
+                self.service_cidr,
             ),
         )
         self._wait_api_ready()

@@ -406,8 +406,12 @@ class SimulatedKubelet:
             raise
         pod = json.loads(resp.data)
         meta = pod["metadata"]
-        stale = meta["uid"] != timer.uid or tuple(sorted(spec_images(pod).items())) != timer.images
-        if stale or meta.get("deletionTimestamp") or is_crashed(pod):
+        if meta["uid"] != timer.uid or meta.get("deletionTimestamp") or is_crashed(pod):
+            return
+        if tuple(sorted(spec_images(pod).items())) != timer.images:
+            # The images changed while this timer was queued, and the restart their
+            # change caused was deduplicated against it: decide afresh for the new ones.
+            self._on_pod("MODIFIED", pod)
             return
         if timer.kind == "ready":
             if annotation(pod, NEVER_READY) == "true":

@@ -1,0 +1,95 @@
+"""The `oam-rollout status` report: an Application and its Rollouts as text, one bar per batch.
+
+Holds pure formatting from plain API dicts (the Application, its Rollouts by component)
+to lines of text. It must not do I/O, and must not guess: anything missing prints as "-".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from webhook.controller.batches import WorkloadKind
+from webhook.controller.views import plan_from, progress_from
+from webhook.labels import BATCH_READY, ROLLOUT_FAILED, ROLLOUT_SUCCEED
+
+BAR_WIDTH = 20
+
+
+def bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    if total <= 0:
+        return "[" + "#" * width + "]"
+    filled = round(width * max(0, min(done, total)) / total)
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def moved_replicas(rollout: Mapping[str, Any]) -> int:
+    """Replicas the run has moved so far, as the batches count them."""
+    p = progress_from(rollout.get("status") or {})
+    if p.source_revision and p.source_revision == p.target_revision:
+        return abs(p.upgraded_ready - p.original_size)
+    return p.upgraded_ready
+
+
+def batch_lines(rollout: Mapping[str, Any]) -> list[str]:
+    """One line per batch: bar, moved/replicas, and whether it is done, rolling or held."""
+    plan = plan_from(rollout, WorkloadKind.DEPLOYMENT)
+    p = progress_from(rollout.get("status") or {})
+    moved = moved_replicas(rollout)
+    lines = []
+    before = 0
+    for i, replicas in enumerate(plan.batches):
+        done = max(0, min(replicas, moved - before))
+        before += max(0, replicas)
+        if p.rolling_state == ROLLOUT_SUCCEED or i < p.current_batch or (
+                i == p.current_batch and p.batch_state == BATCH_READY):
+            state = "ready"
+        elif plan.partition is not None and i > plan.partition:
+            state = f"held by batchPartition {plan.partition}"
+        elif i == p.current_batch and p.rolling_state not in ("", ROLLOUT_FAILED):
+            state = p.batch_state or "rolling"
+        else:
+            state = "pending"
+        lines.append(f"    batch {i}  {bar(done, replicas)}  {done}/{replicas}  {state}")
+    return lines
+
+
+def _cell(value: Any) -> str:
+    return "-" if value in (None, "") else str(value)
+
+
+def format_status(app: Mapping[str, Any], rollouts: Mapping[str, Mapping[str, Any]]) -> str:
+    meta = app.get("metadata") or {}
+    status = app.get("status") or {}
+    services = {s.get("name"): s for s in status.get("services") or [] if isinstance(s, Mapping)}
+    out = [
+        f"Application {meta.get('name')}  namespace {meta.get('namespace')}  "
+        f"phase {_cell(status.get('status'))}  generation {meta.get('generation')} "
+        f"(observed {_cell(status.get('observedGeneration'))})",
+    ]
+    for comp in (app.get("spec") or {}).get("components") or []:
+        if not isinstance(comp, Mapping):
+            continue
+        name = str(comp.get("name"))
+        service = services.get(name) or {}
+        healthy = service.get("healthy")
+        out.append("")
+        out.append(f"  {name}  ({comp.get('type')})  healthy {_cell(healthy).lower()}"
+                   + (f"  {service['message']}" if service.get("message") else ""))
+        rollout = rollouts.get(name)
+        if rollout is None:
+            out.append("    no rollout trait: workload applied as rendered")
+            continue
+        p = progress_from(rollout.get("status") or {})
+        plan = plan_from(rollout, WorkloadKind.DEPLOYMENT)
+        source = p.source_revision or "(nothing)"
+        out.append(f"    revision {_cell(p.target_revision)} (from {source})  target "
+                   f"{_cell(plan.target_revision)}")
+        out.append(f"    {_cell(p.rolling_state)} / {_cell(p.batch_state)}  batch "
+                   f"{p.current_batch}  replicas {p.original_size} -> {p.target_size}  "
+                   f"upgraded {p.upgraded}  ready {p.upgraded_ready}")
+        out.extend(batch_lines(rollout))
+        for cond in p.conditions:
+            if cond.status == "False" and cond.message:
+                out.append(f"    {cond.type}: {cond.reason}: {cond.message}")
+    return "\n".join(out)
