@@ -78,6 +78,13 @@ def _discover(dirs: list[Path], sub: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _helpers(dirs: list[Path]) -> set[str]:
+    """Every other .j2 file under the template dirs, as loader names."""
+    return {
+        p.relative_to(base).as_posix() for base in dirs for p in base.rglob("*.j2") if p.is_file()
+    }
+
+
 class Renderer:
     """Renders ControllerRevisions, Rollouts and workloads from compiled templates.
 
@@ -106,12 +113,16 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            # Compiled once: never stat or re-read a template (or an imported helper) later.
+            auto_reload=False,
         )
         env.filters["tojson"] = _tojson
         self._env = env
         names = [REVISION_TEMPLATE]
         names += [f"{COMPONENTS_DIR}/{t}{TEMPLATE_SUFFIX}" for t in sorted(self.component_types)]
         names += [f"{TRAITS_DIR}/{t}{TEMPLATE_SUFFIX}" for t in sorted(self.trait_types)]
+        # Helpers that templates import (e.g. _lib/pod.j2) are compiled up front too.
+        names += sorted(_helpers(dirs) - set(names))
         self._templates: dict[str, jinja2.Template] = {}
         for name in names:
             try:
@@ -306,8 +317,9 @@ class Renderer:
         ):
             assert source is not None
             record = observed.revision_named(source)
-            if record is not None:
-                docs += self.render_workload(app, record.data, source, plan.target_size - replicas)
+            if record is not None and record.component == component.name:
+                source_spec = {**record.data, "name": component.name}
+                docs += self.render_workload(app, source_spec, source, plan.target_size - replicas)
         return docs
 
     @staticmethod
@@ -321,7 +333,8 @@ class Renderer:
             raise InputError(
                 f"component {component.name!r}: target revision {target!r} does not exist"
             )
-        return record.data
+        # The component's own name wins over whatever name the stored data carries.
+        return {**record.data, "name": component.name}
 
     @staticmethod
     def _component_labels(app: Application, component: str) -> dict[str, str]:

@@ -568,3 +568,35 @@ def processes_mentioning(text: str) -> list[int]:
             if text in cmdline:
                 found.append(int(entry.name))
     return found
+
+
+def test_a_port_taken_between_pick_and_bind_is_retried_on_fresh_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from webhook.testing import cluster as cluster_module
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    # The apiserver stand-in fails on purpose: reaching it proves etcd got going.
+    for name in ("kube-apiserver", "kube-controller-manager"):
+        (assets / name).write_text("#!/bin/sh\necho 'stand-in stops here' >&2; exit 3\n")
+        (assets / name).chmod(0o755)
+    monkeypatch.setenv("KUBEBUILDER_ASSETS", str(assets))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        picks: list[int] = []
+        real_free_port = cluster_module.free_port
+
+        def racy_free_port() -> int:
+            # The very first pick (etcd's client port) is already someone else's.
+            picks.append(busy if not picks else real_free_port())
+            return picks[-1]
+
+        monkeypatch.setattr(cluster_module, "free_port", racy_free_port)
+        with pytest.raises(ClusterStartError) as caught:
+            LocalCluster(tmp_path / "work").start()
+    assert (len(picks), "stand-in stops here" in str(caught.value)) == (8, True)

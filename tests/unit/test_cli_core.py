@@ -263,3 +263,32 @@ def test_the_installed_entry_point_never_shows_a_traceback(tmp_path: Path) -> No
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_validate_renders_every_component_so_template_failures_name_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    templates = tmp_path / "templates"
+    (templates / "components").mkdir(parents=True)
+    (templates / "components" / "task.yaml.j2").write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {{ properties.jobName | tojson }}\n"
+    )
+    app: dict[str, Any] = {
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": "batch"},
+        "spec": {
+            "components": [
+                {"name": "web", "type": "worker", "properties": {"image": "busybox"}},
+                {"name": "once", "type": "task", "properties": {"image": "busybox"}},
+            ]
+        },
+    }
+    path = tmp_path / "app.yaml"
+    path.write_text(yaml.safe_dump(app))
+    code, out, err = run(capsys, "validate", "-f", str(path), "--templates-dir", str(templates))
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        'spec.components[1].type: Invalid value: "task": cannot be rendered: '
+        "template components/task.yaml.j2: 'dict object' has no attribute 'jobName'"
+    ]

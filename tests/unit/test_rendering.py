@@ -320,10 +320,16 @@ def test_dropped_in_templates_add_types_next_to_the_built_in_ones(tmp_path: Path
     ]
 
 
-def test_templates_are_compiled_once(tmp_path: Path) -> None:
-    write(tmp_path, "components/task.yaml.j2", JOB)
+def test_templates_and_their_helpers_are_compiled_once(tmp_path: Path) -> None:
+    write(tmp_path, "_lib/kind.j2", "{% macro kind() %}Job{% endmacro %}")
+    write(
+        tmp_path,
+        "components/task.yaml.j2",
+        '{% from "_lib/kind.j2" import kind %}' + JOB.replace("kind: Job", "kind: {{ kind() }}"),
+    )
     renderer = Renderer(tmp_path)
     (tmp_path / "components" / "task.yaml.j2").write_text("{{ broken")
+    (tmp_path / "_lib" / "kind.j2").write_text("{{ broken")
     app = make_app({"name": "job", "type": "task", "properties": {"image": "busybox"}})
     assert (
         renderer.render_workload(app, app.components[0].spec(), "job-v1", None)[0]["kind"] == "Job"

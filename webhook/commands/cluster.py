@@ -57,6 +57,7 @@ def export_line(kubeconfig: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from webhook.testing import background
+    from webhook.testing.cluster import describe_startup
 
     if args.ready_delay < 0:
         print("oam-rollout cluster: --ready-delay must be >= 0", file=sys.stderr)
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if started:
             print(
-                f"control plane {args.name!r} ready in {state.startup_seconds:.1f} s at "
+                f"{args.name}: {describe_startup(state.startup_seconds, state.phases)} at "
                 f"{state.server} (workdir {state.workdir})",
                 file=sys.stderr,
             )

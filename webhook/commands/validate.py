@@ -11,13 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webhook.errors import FieldError, InputError
+from webhook.errors import FieldError, InputError, invalid
 from webhook.labels import APP_KIND
-from webhook.model import Application, load_documents, observed_state_from_documents
+from webhook.model import (
+    COMPONENTS_PATH,
+    Application,
+    load_documents,
+    observed_state_from_documents,
+)
 from webhook.state import EMPTY, ObservedState
 
 if TYPE_CHECKING:
@@ -145,10 +150,28 @@ def check_documents(
             errors += rev_errors
             if not rev_errors:
                 errors += validate_against_state(app, observed, resolved)
+            if not errors:
+                errors += render_errors(app, observed, renderer)
         outcomes.append(
             Outcome(label, app if not errors else None, tuple(errors), tuple(result.warnings))
         )
     return outcomes, notes
+
+
+def render_errors(
+    app: Application, observed: ObservedState, renderer: Renderer
+) -> list[FieldError]:
+    """Render each component on its own, so a template failure names its component."""
+    from webhook.errors import OamRolloutError
+
+    errors: list[FieldError] = []
+    for i, component in enumerate(app.components):
+        try:
+            renderer.render_application(replace(app, components=(component,)), observed)
+        except OamRolloutError as exc:
+            path = COMPONENTS_PATH.index(i).child("type")
+            errors.append(invalid(path, component.type, f"cannot be rendered: {exc}"))
+    return errors
 
 
 def report(outcomes: list[Outcome], notes: list[str], source: str) -> bool:

@@ -48,6 +48,7 @@ CONTROLLERS = (
 ADMIN_USER = "admin"
 READY_TIMEOUT = 90.0
 STATE_FILE = "cluster.json"
+PORT_ATTEMPTS = 3
 
 
 class ClusterStartError(OamRolloutError):
@@ -66,6 +67,7 @@ class ClusterState:
     ports: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
     startup_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         # It holds the admin token: readable by the owner only.
@@ -267,6 +269,12 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def describe_startup(seconds: float, phases: dict[str, float]) -> str:
+    """`control plane ready in 6.3 s (api 4.1 s, crds 0.4 s, controllers 1.8 s)`."""
+    parts = ", ".join(f"{name} {value:.1f} s" for name, value in phases.items())
+    return f"control plane ready in {seconds:.1f} s" + (f" ({parts})" if parts else "")
+
+
 def _log_tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
@@ -302,6 +310,8 @@ class LocalCluster:
         self.token: str = ""
         self.startup_seconds: float = 0.0
         self.sources: dict[str, str] = {}
+        # Seconds spent per start phase, for the figures tests and `cluster up` print.
+        self.phases: dict[str, float] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._pids: dict[str, int] = {}
         self._ports: dict[str, int] = {}
@@ -314,16 +324,24 @@ class LocalCluster:
         began = time.monotonic()
         binaries = tools.control_plane_binaries()
         self.sources = dict(binaries.sources)
-        if self._given_workdir:
-            self._given_workdir.mkdir(parents=True, exist_ok=True)
-            self.workdir = self._given_workdir
-        else:
-            self.workdir = Path(tempfile.mkdtemp(prefix="oam-rollout-cluster-"))
-        try:
-            self._start(binaries, began)
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            if self._given_workdir:
+                self._given_workdir.mkdir(parents=True, exist_ok=True)
+                self.workdir = self._given_workdir
+            else:
+                self.workdir = Path(tempfile.mkdtemp(prefix="oam-rollout-cluster-"))
+            try:
+                self._start(binaries, began)
+                return
+            except ClusterStartError as exc:
+                self.stop()
+                # Free ports are picked, then bound by the child: a parallel session can
+                # take one in between. Start over on fresh ports in that case only.
+                if "address already in use" not in str(exc) or attempt == PORT_ATTEMPTS:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
 
     def _start(self, binaries: tools.ControlPlaneBinaries, began: float) -> None:
         work = self.workdir
@@ -358,6 +376,7 @@ class LocalCluster:
             ),
         )
         self._wait_api_ready()
+        self.phases["api"] = time.monotonic() - began
         self.kubeconfig = work / "kubeconfig"
         doc = kubeconfig_document(self.server, work / "certs" / "apiserver.crt", self.token)
         self.kubeconfig.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -371,8 +390,12 @@ class LocalCluster:
                 self._ports["kube-controller-manager"],
             ),
         )
+        mark = time.monotonic()
         self._install_crds()
+        self.phases["crds"] = time.monotonic() - mark
+        mark = time.monotonic()
         self._wait_default_service_account()
+        self.phases["controllers"] = time.monotonic() - mark
         self.startup_seconds = time.monotonic() - began
         self.state().save(work / STATE_FILE)
 
@@ -418,6 +441,7 @@ class LocalCluster:
             ports=dict(self._ports),
             started_at=self._started_at,
             startup_seconds=round(self.startup_seconds, 3),
+            phases={k: round(v, 3) for k, v in self.phases.items()},
         )
 
     def adopt(self, pid_name: str, pid: int) -> None:
@@ -442,6 +466,7 @@ class LocalCluster:
         cluster._ports = dict(st.ports)
         cluster._started_at = st.started_at
         cluster.startup_seconds = st.startup_seconds
+        cluster.phases = dict(st.phases)
         return cluster
 
     # -- helpers -----------------------------------------------------------
