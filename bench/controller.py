@@ -16,6 +16,7 @@ Bounded: every wait has a deadline; everything started here is stopped by PID.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -84,6 +85,11 @@ class HandOffProbe:
         self.api, self.namespace, self.revision = api, namespace, revision
         self.ready_at: dict[int, float] = {}  # ready pod count -> first time seen
         self.patched_at: dict[int, float] = {}  # spec.replicas -> first time seen
+        # For the breakdown: the target's reported readyReplicas, and the source's
+        # spec.replicas and status.replicas, each value -> first time seen.
+        self.target_ready_at: dict[int, float] = {}
+        self.source_patched_at: dict[int, float] = {}
+        self.source_gone_at: dict[int, float] = {}
         self._ready: set[str] = set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -124,10 +130,15 @@ class HandOffProbe:
             if self._stop.is_set():
                 return
             obj = event["object"]
-            if obj["metadata"]["name"] != self.revision:
-                continue
+            now = time.monotonic()
+            spec, status = obj.get("spec") or {}, obj.get("status") or {}
             with self._lock:
-                self.patched_at.setdefault(int(obj["spec"].get("replicas", 0)), time.monotonic())
+                if obj["metadata"]["name"] == self.revision:
+                    self.patched_at.setdefault(int(spec.get("replicas", 0)), now)
+                    self.target_ready_at.setdefault(int(status.get("readyReplicas", 0)), now)
+                else:
+                    self.source_patched_at.setdefault(int(spec.get("replicas", 0)), now)
+                    self.source_gone_at.setdefault(int(status.get("replicas", 0)), now)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -144,7 +155,7 @@ def rss_kib(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
-def bench_handoff(api: KubeApi, batches: int) -> list[float]:
+def bench_handoff(api: KubeApi, batches: int) -> tuple[list[float], dict[str, float]]:
     namespace = f"bench-handoff-{os.getpid()}"
     api.create(NAMESPACES.path(), {"metadata": {"name": namespace}})
     wait_until("default service account", lambda: api.get(
@@ -161,11 +172,26 @@ def bench_handoff(api: KubeApi, batches: int) -> list[float]:
                30 + 3 * batches)
     probe.stop()
     gaps = []
+    stages: dict[str, list[float]] = {
+        "pod Ready -> Deployment reports it (kube-controller-manager)": [],
+        "-> old Deployment patched (controller)": [],
+        "-> old pod gone from its status (kube-controller-manager)": [],
+        "-> next batch patched (controller)": [],
+    }
+    names = list(stages)
     for i in range(1, batches):  # batch i-1 ends with i ready pods; batch i patches to i+1
         if i in probe.ready_at and i + 1 in probe.patched_at:
             gaps.append(probe.patched_at[i + 1] - probe.ready_at[i])
+        found = [probe.ready_at.get(i), probe.target_ready_at.get(i),
+                 probe.source_patched_at.get(batches - i), probe.source_gone_at.get(batches - i),
+                 probe.patched_at.get(i + 1)]
+        marks = [m for m in found if m is not None]
+        if len(marks) == len(found):
+            for name, (a, b) in zip(names, itertools.pairwise(marks), strict=True):
+                stages[name].append(b - a)
     api.delete(NAMESPACES.path(None, namespace))
-    return gaps
+    medians = {name: statistics.median(v) * 1000 for name, v in stages.items() if v}
+    return gaps, medians
 
 
 def bench_memory(api: KubeApi, pid: int, apps: int) -> tuple[int, int, float]:
@@ -222,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         api = connect(str(kubeconfig))
         time.sleep(1.5)  # the controller's imports and first lists
-        gaps = bench_handoff(api, args.batches)
+        gaps, medians = bench_handoff(api, args.batches)
         ms = [g * 1000 for g in gaps]
         figures.update(
             batches=args.batches, handoffs=len(ms),
@@ -231,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"batch hand-off over {len(ms)} batches (last pod Ready -> next batch patch):")
         print(f"  p50 {figures['p50_ms']} ms   p99 {figures['p99_ms']} ms   "
               f"max {figures['max_ms']} ms   mean {figures['mean_ms']} ms")
+        print("  median of each stage:")
+        for stage, ms_stage in medians.items():
+            print(f"    {ms_stage:7.1f} ms  {stage}")
+        figures["stages_ms"] = {k: round(v, 1) for k, v in medians.items()}
         print(f"  targets p50 <= 200 ms, p99 <= 1000 ms; KubeVela rechecks every 5000 ms "
               f"({5000 / figures['p50_ms']:.0f}x our p50), Kruise Rollouts every 2000 ms "
               f"({2000 / figures['p50_ms']:.0f}x)")

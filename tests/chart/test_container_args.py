@@ -130,3 +130,26 @@ def test_controller_container_args_parse_with_the_cli(
 ) -> None:
     parsed = _parse(_container(values, "controller"))
     assert {key: parsed.get(key) for key in expected} == expected
+
+
+def test_image_build_context_holds_everything_the_wheel_is_built_from() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    needed = {
+        "pyproject.toml",
+        project["project"]["readme"],
+        *wheel["packages"],
+        *wheel.get("force-include", {}),
+    }
+    copied = {
+        source.rstrip("/")
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for source in line.split()[1:-1]
+    }
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert (needed - copied, needed & ignored) == (set(), set())

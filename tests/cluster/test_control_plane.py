@@ -8,12 +8,15 @@ views need, and `oam-rollout cluster up/down` leaving nothing behind.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import http.server
 import ipaddress
 import json
 import os
 import secrets
+import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -27,6 +30,7 @@ import pytest
 import yaml
 
 from tests.fixtures.cluster import ToolFailed, ToolRunner
+from webhook.testing import cluster as cluster_module
 from webhook.testing.cluster import ClusterStartError, ClusterState, LocalCluster, process_alive
 from webhook.testing.kubelet import CRASH_AFTER, NEVER_READY
 
@@ -497,25 +501,29 @@ def test_cluster_up_then_down_twice_leaves_no_process_and_no_temp_dir(tmp_path: 
     from webhook.testing.background import state_path
 
     leftovers = []
-    for _ in range(2):
-        up = oam_rollout("cluster", "up", "--name", name, env=env)
-        assert up.returncode == 0, up.stderr
-        state = ClusterState.load(state_path(name))
-        env_line = oam_rollout("cluster", "env", "--name", name, env=env).stdout.strip()
-        down = oam_rollout("cluster", "down", "--name", name, env=env)
-        assert (up.stdout.strip(), env_line, down.returncode) == (
-            f"export KUBECONFIG={state.kubeconfig}",
-            f"export KUBECONFIG={state.kubeconfig}",
-            0,
-        ), down.stderr
-        leftovers.append(
-            (
-                sorted(n for n, pid in state.pids.items() if process_alive(pid)),
-                processes_mentioning(state.workdir),
-                Path(state.workdir).exists(),
-                state_path(name).exists(),
+    try:
+        for _ in range(2):
+            up = oam_rollout("cluster", "up", "--name", name, env=env)
+            assert up.returncode == 0, up.stderr
+            state = ClusterState.load(state_path(name))
+            env_line = oam_rollout("cluster", "env", "--name", name, env=env).stdout.strip()
+            down = oam_rollout("cluster", "down", "--name", name, env=env)
+            assert (up.stdout.strip(), env_line, down.returncode) == (
+                f"export KUBECONFIG={state.kubeconfig}",
+                f"export KUBECONFIG={state.kubeconfig}",
+                0,
+            ), down.stderr
+            leftovers.append(
+                (
+                    sorted(n for n, pid in state.pids.items() if process_alive(pid)),
+                    processes_mentioning(state.workdir),
+                    Path(state.workdir).exists(),
+                    state_path(name).exists(),
+                )
             )
-        )
+    finally:
+        # Whatever failed above, no control plane outlives the test.
+        oam_rollout("cluster", "down", "--name", name, env=env)
     assert sorted(state.pids) == [
         "etcd",
         "kube-apiserver",
@@ -525,6 +533,53 @@ def test_cluster_up_then_down_twice_leaves_no_process_and_no_temp_dir(tmp_path: 
     assert leftovers == [([], [], False, False)] * 2
     after = oam_rollout("cluster", "env", "--name", name, env=env)
     assert (after.returncode, "no local control plane" in after.stderr) == (1, True)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill-then-down"])
+def test_a_cluster_up_stopped_halfway_leaves_nothing_behind(how: str) -> None:
+    from webhook.testing.background import state_path
+
+    name = f"test-{secrets.token_hex(3)}"
+    path = state_path(name)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webhook", "cluster", "up", "--name", name],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Halfway: etcd and kube-apiserver started, the API not necessarily ready.
+        deadline = time.monotonic() + 60
+        pids: dict[str, int] = {}
+        while "kube-apiserver" not in pids and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                pids = ClusterState.load(path).pids
+        workdir = ClusterState.load(path).workdir
+        proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        proc.wait(timeout=60)
+        if how == "sigkill-then-down":
+            subprocess.run(
+                [sys.executable, "-m", "webhook", "cluster", "down", "--name", name],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        left = eventually(
+            lambda: (processes_mentioning(workdir), Path(workdir).exists(), path.exists()),
+            ([], False, False),
+            timeout=15,
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        subprocess.run(
+            [sys.executable, "-m", "webhook", "cluster", "down", "--name", name],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert (sorted(pids)[:2], left) == (["etcd", "kube-apiserver"], ([], False, False))
 
 
 def test_kubectl_failures_show_the_command_and_its_stderr(kubectl: ToolRunner) -> None:
@@ -573,21 +628,23 @@ def processes_mentioning(text: str) -> list[int]:
 def test_a_port_taken_between_pick_and_bind_is_retried_on_fresh_ports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import socket
-
-    from webhook.testing import cluster as cluster_module
-
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    busy = taken.getsockname()[1]
     assets = tmp_path / "assets"
     assets.mkdir()
-    # The apiserver stand-in fails on purpose: reaching it proves etcd got going.
+    # The apiserver stand-in fails on purpose (reaching it on fresh ports proves the
+    # retry); next to the taken etcd port it idles, so etcd's bind error is seen first.
     for name in ("kube-apiserver", "kube-controller-manager"):
-        (assets / name).write_text("#!/bin/sh\necho 'stand-in stops here' >&2; exit 3\n")
+        (assets / name).write_text(
+            "#!/bin/sh\n"
+            f'case "$*" in *127.0.0.1:{busy}*) for i in $(seq 300); do sleep 0.1; done;; esac\n'
+            "echo 'stand-in stops here' >&2; exit 3\n"
+        )
         (assets / name).chmod(0o755)
     monkeypatch.setenv("KUBEBUILDER_ASSETS", str(assets))
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        busy = taken.getsockname()[1]
+    with taken:
         picks: list[int] = []
         real_free_port = cluster_module.free_port
 

@@ -60,8 +60,10 @@ def wait_settled(kubectl: Any, namespace: str, version: int, timeout: float = 90
 
 
 def test_a_controller_killed_at_ten_random_moments_of_an_upgrade_still_finishes_it(
-    cluster: LocalCluster, controller_process: ControllerProcess, kubectl: Any, namespace: str,
+    cluster: LocalCluster, webhook_server: Any, controller_process: ControllerProcess,
+    kubectl: Any, namespace: str,
 ) -> None:
+    del webhook_server  # installed: every apply goes through admission
     batches = [1] * SIZE
     kubectl("apply", "-n", namespace, "-f", "-", input=application(1, batches))
     wait_settled(kubectl, namespace, 1)
@@ -94,8 +96,10 @@ def test_a_controller_killed_at_ten_random_moments_of_an_upgrade_still_finishes_
 
 
 def test_only_the_lease_holder_acts_and_a_killed_leader_hands_over_within_the_lease(
-    cluster: LocalCluster, controller_process: ControllerProcess, kubectl: Any, namespace: str,
+    cluster: LocalCluster, webhook_server: Any, controller_process: ControllerProcess,
+    kubectl: Any, namespace: str,
 ) -> None:
+    del webhook_server
     standby = ControllerProcess(cluster.kubeconfig, "standby")
     try:
         standby.spawn()

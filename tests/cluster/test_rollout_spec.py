@@ -282,16 +282,11 @@ def wait_for(views: Callable[[], dict[str, Table]], expected: dict[str, Table],
     return seen
 
 
-@pytest.fixture
-def admission(request: pytest.FixtureRequest) -> Any:
-    """The webhook, installed: every apply of the scenario goes through admission."""
-    return None  # DEV-ONLY
-
-
 def test_the_spec_scenario_reads_as_the_spec_prints_it(
-    cluster: LocalCluster, admission: Any, controller_process: ControllerProcess,
+    cluster: LocalCluster, webhook_server: Any, controller_process: ControllerProcess,
     kubectl: Any, namespace: str,
 ) -> None:
+    del webhook_server  # installed: every apply of the scenario goes through admission
     component = "express-server"
 
     def views() -> dict[str, Table]:
@@ -319,8 +314,9 @@ def test_the_spec_scenario_reads_as_the_spec_prints_it(
 
 
 def test_the_spec_cloneset_is_rolled_in_place_under_the_component_name(
-    admission: Any, controller_process: ControllerProcess, kubectl: Any, namespace: str,
+    webhook_server: Any, controller_process: ControllerProcess, kubectl: Any, namespace: str,
 ) -> None:
+    del webhook_server
     app, component = "rollout-trait-test-cloneset", "cloneset-server"
     owner = f"application.core.oam.dev/{app}"
 

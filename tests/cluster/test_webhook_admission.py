@@ -1,22 +1,25 @@
 """Admission through a real kube-apiserver: kubectl apply of the spec's Applications, and bad ones.
 
 The webhook runs as `oam-rollout webhook` (gunicorn, TLS) registered in url mode on 127.0.0.1.
-No controller runs in these namespaces: the live state a rule needs (ControllerRevisions, a
-settled Rollout) is created here exactly as the controller would create it.
+The live state a rule needs (ControllerRevisions, a settled Rollout) is created here as the
+controller would create it; if the session's controller runs too, both write the same state.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.fixtures.webhook import application
+from webhook.kube import load_api_reader, read_observed_state
 from webhook.labels import (
     ANNOTATION_REVISIONS,
     LABEL_CONTROLLER_COMPONENT,
+    ROLLING_IN_BATCHES,
     ROLLOUT_API_VERSION,
     ROLLOUT_KIND,
     ROLLOUT_SUCCEED,
@@ -68,12 +71,18 @@ SPEC_WALKTHROUGH: list[tuple[str, dict[str, Any], Settled | None]] = [
 
 
 class Controller:
-    """Plays the controller's part for one namespace: revisions and Rollout status."""
+    """Plays the controller's part for one namespace: revisions and Rollout status.
 
-    def __init__(self, kubectl: Any, namespace: str) -> None:
+    A real controller may run in the same session and write the same objects; seeding is
+    therefore idempotent, and each step waits until the live state reads as expected
+    twice in a row, whoever wrote it.
+    """
+
+    def __init__(self, kubectl: Any, cluster: Any, namespace: str) -> None:
         self.kubectl = kubectl
         self.namespace = namespace
         self.renderer = Renderer()
+        self.reader = load_api_reader(str(cluster.kubeconfig))
 
     def record_revision(self, app_name: str, component: str) -> None:
         """Create the ControllerRevision of the stored Application's component, owned by it."""
@@ -83,27 +92,26 @@ class Controller:
         app, errors = parse_application(stored)
         assert app is not None, errors
         recorded = json.loads(stored["metadata"]["annotations"][ANNOTATION_REVISIONS])
-        existing = self.kubectl(
-            "get", "controllerrevision", "-n", self.namespace, "-o", "json"
-        ).stdout
-        from webhook.kube import observed_state_from
-
-        observed = observed_state_from(self.namespace, app_name, json.loads(existing)["items"], [])
+        observed = read_observed_state(self.reader, self.namespace, app_name)
         resolved, errors = resolve_revisions(app, observed)
         assert not errors, errors
         assert resolved[component].name == recorded[component]
         if not resolved[component].is_new:
             return
-        revision = self.renderer.render_revision(app, app.component(component), resolved[component])  # type: ignore[arg-type]
-        self.kubectl("create", "-n", self.namespace, "-f", "-", input=json.dumps(revision))
+        owner = app.component(component)
+        assert owner is not None
+        revision = self.renderer.render_revision(app, owner, resolved[component])
+        created = self.kubectl(
+            "create", "-n", self.namespace, "-f", "-", input=json.dumps(revision), check=False
+        )
+        assert created.returncode == 0 or "AlreadyExists" in created.stderr, created.stderr
 
-    def settle(
-        self, app_name: str, component: str, target: str, size: int | None, batch: int
-    ) -> None:
-        """A Rollout aimed at ``target``: settled at ``size``, or rolling batch ``batch``."""
+    def settle(self, app_name: str, component: str, state: Settled) -> None:
+        """A Rollout aimed at ``state.target``: settled at its size, or rolling its batch."""
         uid = self.kubectl(
             "get", "app", app_name, "-n", self.namespace, "-o", "jsonpath={.metadata.uid}"
         ).stdout
+        size = state.size if state.size is not None else 5
         rollout = {
             "apiVersion": ROLLOUT_API_VERSION,
             "kind": ROLLOUT_KIND,
@@ -115,23 +123,42 @@ class Controller:
                      "uid": uid, "controller": True}
                 ],
             },
-            "spec": {"targetRevisionName": target, "componentName": component,
-                     "rolloutPlan": plan(size or 5, size or 5)},
+            "spec": {"targetRevisionName": state.target, "componentName": component,
+                     "rolloutPlan": plan(size, size)},
         }  # fmt: skip
         self.kubectl("apply", "-n", self.namespace, "-f", "-", input=json.dumps(rollout))
         status = {
-            "lastTargetRevision": target,
-            "rolloutTargetSize": size if size is not None else 5,
-            "upgradedReplicas": size if size is not None else 2,
-            "upgradedReadyReplicas": size if size is not None else 2,
-            "currentBatch": batch,
-            "rollingState": ROLLOUT_SUCCEED if size is not None else "rollingInBatches",
+            "lastTargetRevision": state.target,
+            "rolloutTargetSize": size,
+            "upgradedReplicas": size if state.size is not None else 2,
+            "upgradedReadyReplicas": size if state.size is not None else 2,
+            "currentBatch": state.batch,
+            "rollingState": ROLLOUT_SUCCEED if state.size is not None else ROLLING_IN_BATCHES,
             "batchRollingState": "batchReady",
         }
         self.kubectl(
             "patch", "rollout", component, "-n", self.namespace, "--subresource=status",
             "--type=merge", "-p", json.dumps({"status": status}),
         )  # fmt: skip
+        self.wait_for(app_name, component, state)
+
+    def wait_for(self, app_name: str, component: str, state: Settled, timeout: float = 30) -> None:
+        """Until the observation validation uses reads as ``state`` twice, 0.3 s apart."""
+        matches, deadline = 0, time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            seen = read_observed_state(self.reader, self.namespace, app_name).component(component)
+            settled = seen.rolling_state == ROLLOUT_SUCCEED
+            ok = (seen.current_revision, seen.current_size, settled) == (
+                state.target,
+                state.size,
+                state.size is not None,
+            )
+            matches = matches + 1 if ok else 0
+            if matches == 2:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"{component} never read as {state}: last seen {seen}")
 
 
 def apply(kubectl: Any, namespace: str, app: dict[str, Any], *, dry_run: bool = False) -> Any:
@@ -148,9 +175,9 @@ def hands_off(kubectl: Any, namespace: str) -> str:
 
 
 def test_every_application_of_the_spec_is_accepted_in_order(
-    webhook_server: Any, kubectl: Any, hands_off: str
+    webhook_server: Any, cluster: Any, kubectl: Any, hands_off: str
 ) -> None:
-    controller = Controller(kubectl, hands_off)
+    controller = Controller(kubectl, cluster, hands_off)
     for step, app, after in SPEC_WALKTHROUGH:
         dry = apply(kubectl, hands_off, app, dry_run=True)
         assert dry.returncode == 0, f"{step} (dry run): {dry.stderr}"
@@ -158,9 +185,7 @@ def test_every_application_of_the_spec_is_accepted_in_order(
         assert real.returncode == 0, f"{step}: {real.stderr}"
         if after is not None:
             controller.record_revision("rollout-trait-test", "express-server")
-            controller.settle(
-                "rollout-trait-test", "express-server", after.target, after.size, after.batch
-            )
+            controller.settle("rollout-trait-test", "express-server", after)
     stored = json.loads(
         kubectl("get", "app", "rollout-trait-test", "-n", hands_off, "-o", "json").stdout
     )
@@ -176,9 +201,9 @@ def test_every_application_of_the_spec_is_accepted_in_order(
 
 
 def test_the_cloneset_applications_of_the_spec_are_accepted(
-    webhook_server: Any, kubectl: Any, hands_off: str
+    webhook_server: Any, cluster: Any, kubectl: Any, hands_off: str
 ) -> None:
-    controller = Controller(kubectl, hands_off)
+    controller = Controller(kubectl, cluster, hands_off)
     name, component = "rollout-trait-test-cloneset", "cloneset-server"
     first = application(
         name, component=component, type="cloneset", external_revision="cloneset-server-v1"
@@ -192,7 +217,7 @@ def test_the_cloneset_applications_of_the_spec_are_accepted(
     )
     assert apply(kubectl, hands_off, first).returncode == 0
     controller.record_revision(name, component)
-    controller.settle(name, component, "cloneset-server-v1", 5, 1)
+    controller.settle(name, component, Settled("cloneset-server-v1", 5, 1))
     result = apply(kubectl, hands_off, upgrade)
     assert result.returncode == 0, result.stderr
     stored = json.loads(kubectl("get", "app", name, "-n", hands_off, "-o", "json").stdout)
@@ -244,6 +269,7 @@ BAD_SPECS = [
 )
 def test_bad_specs_are_denied_and_kubectl_shows_the_field_path(
     webhook_server: Any,
+    cluster: Any,
     kubectl: Any,
     hands_off: str,
     case: str,
@@ -253,9 +279,9 @@ def test_bad_specs_are_denied_and_kubectl_shows_the_field_path(
 ) -> None:
     if needs_v1:
         assert apply(kubectl, hands_off, application()).returncode == 0
-        controller = Controller(kubectl, hands_off)
+        controller = Controller(kubectl, cluster, hands_off)
         controller.record_revision("rollout-trait-test", "express-server")
-        controller.settle("rollout-trait-test", "express-server", "express-server-v1", 5, 1)
+        controller.settle("rollout-trait-test", "express-server", Settled(V1, 5, 1))
     verdicts = []
     for dry_run in (True, False):
         result = apply(kubectl, hands_off, app, dry_run=dry_run)
@@ -270,24 +296,14 @@ def test_bad_specs_are_denied_and_kubectl_shows_the_field_path(
 def test_a_denied_update_leaves_the_stored_application_as_it_was(
     webhook_server: Any, kubectl: Any, hands_off: str
 ) -> None:
+    def stored() -> tuple[int, dict[str, Any]]:
+        # Generation and spec, not resourceVersion: a controller may write status meanwhile.
+        obj = json.loads(
+            kubectl("get", "app", "rollout-trait-test", "-n", hands_off, "-o", "json").stdout
+        )
+        return obj["metadata"]["generation"], obj["spec"]
+
     assert apply(kubectl, hands_off, application()).returncode == 0
-    before = kubectl(
-        "get",
-        "app",
-        "rollout-trait-test",
-        "-n",
-        hands_off,
-        "-o",
-        "jsonpath={.metadata.resourceVersion}",
-    ).stdout
-    assert apply(kubectl, hands_off, application(rollout=plan(5, 1))).returncode != 0
-    after = kubectl(
-        "get",
-        "app",
-        "rollout-trait-test",
-        "-n",
-        hands_off,
-        "-o",
-        "jsonpath={.metadata.resourceVersion}",
-    ).stdout
-    assert before == after
+    before = stored()
+    assert apply(kubectl, hands_off, application(rollout=plan(5, 0, 5))).returncode != 0
+    assert stored() == before

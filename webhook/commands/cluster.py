@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 DEFAULT_NAME = "default"
@@ -51,6 +53,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def export_line(kubeconfig: str) -> str:
     return f"export KUBECONFIG={shlex.quote(kubeconfig)}"
 
@@ -63,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         print("oam-rollout cluster: --ready-delay must be >= 0", file=sys.stderr)
         return 2
     if args.action == "up":
+        # SIGTERM mid-start unwinds like Ctrl-C: what was started gets stopped.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         state, started = background.up(
             args.name, simulators=not args.no_simulators, ready_delay=args.ready_delay
         )

@@ -12,6 +12,7 @@ its own handle, on success, failure or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import shutil
@@ -412,10 +413,26 @@ class LocalProcess:
                 self.process.wait(timeout=5)
 
 
+def _exit_with_demo() -> None:
+    """In the child before exec (Linux): SIGTERM it if the demo dies without cleaning up."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def start_process(name: str, argv: Sequence[str], log_path: Path) -> LocalProcess:
     with log_path.open("wb") as log_file:
+        # A session of its own: Ctrl-C reaches only the demo, which stops its children in
+        # order (controller, chart, webhook, control plane) instead of all at once.
         process = subprocess.Popen(
-            list(argv), stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            list(argv),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_exit_with_demo,
         )
     return LocalProcess(name, process, log_path)
 
@@ -447,6 +464,8 @@ class Demo:
         self.step_timeout = step_timeout
         self.stack = ExitStack()
         self.kubeconfig = Path()
+        self.kubectl_bin = Path()
+        self.helm_bin = Path()
         self.api: Any = None
         self.processes: list[LocalProcess] = []
 

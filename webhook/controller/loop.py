@@ -34,6 +34,7 @@ from webhook.controller.api import (
     Resource,
 )
 from webhook.controller.reconcile import ANNOTATION_ROLLED_BY, Reconciler
+from webhook.errors import OamRolloutError
 from webhook.labels import APP_KIND, LABEL_APP_NAME, LABEL_COMPONENT, LABEL_CONTROLLER_COMPONENT
 
 log = logging.getLogger("oam-rollout.controller")
@@ -398,6 +399,9 @@ class ControllerLoop:
             except ApiError as exc:
                 log.info("%s %s/%s: %s; retrying", *key, exc)
                 self.queue.retry(key, immediate=exc.conflict)
+            except OamRolloutError as exc:  # e.g. a template that cannot render: no traceback
+                log.warning("%s %s/%s: %s; retrying", *key, exc)
+                self.queue.retry(key)
             except Exception:
                 log.exception("%s %s/%s failed; retrying", *key)
                 self.queue.retry(key)

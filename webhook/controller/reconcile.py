@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -119,6 +120,10 @@ class Reconciler:
     # resourceVersions of our own Rollout status writes: their watch events need no reconcile.
     own_writes: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=4096))
+
+    pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="read"))
+    known_revisions: set[tuple[str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.events is None:
@@ -244,19 +249,28 @@ class Reconciler:
         if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
             return
         app_name = _owner_app(raw)
-        app_raw = self.api.get(APPLICATIONS.path(namespace, app_name)) if app_name else None
-        app = parse_application(app_raw)[0] if app_raw is not None else None
-        if app is None:
+        if not app_name:
             return  # an orphan: nothing to render workloads from
         spec = raw.get("spec") or {}
-        component = app.component(str(spec.get("componentName") or name))
+        component_name = str(spec.get("componentName") or name)
+        target = str(spec.get("targetRevisionName") or "")
+        # The other reads depend only on the Rollout: run them side by side.
+        app_read = self.pool.submit(self.api.get, APPLICATIONS.path(namespace, app_name))
+        deploys_read = self.pool.submit(self._workloads, namespace, app_name, component_name,
+                                        WorkloadKind.DEPLOYMENT)
+        known_read = self.pool.submit(self._revision_exists, namespace, target)
+        app_raw = app_read.result()
+        app = parse_application(app_raw)[0] if app_raw is not None else None
+        if app is None:
+            return
+        component = app.component(component_name)
         kind = kind_of(component.type if component else "")
         plan = plan_from(raw, kind)
-        workloads = self._workloads(namespace, app.name, plan.component, kind)
-        target_known = bool(plan.target_revision) and self.api.get(
-            REVISIONS.path(namespace, plan.target_revision)) is not None
+        workloads = deploys_read.result()
+        if kind is WorkloadKind.CLONESET:
+            workloads = self._workloads(namespace, app.name, plan.component, kind)
         observed = Observed(plan, progress_from(raw.get("status") or {}),
-                            tuple(workload_from(w) for w in workloads), target_known,
+                            tuple(workload_from(w) for w in workloads), known_read.result(),
                             self.now())
         decision = decide(observed)
         for action in decision.actions:
@@ -265,6 +279,20 @@ class Reconciler:
             log.info("rollout %s/%s: %s -> %s/%s batch %d", namespace, name,
                      ",".join(decision.steps), decision.progress.rolling_state,
                      decision.progress.batch_state, decision.progress.current_batch)
+
+    def _revision_exists(self, namespace: str, name: str) -> bool:
+        """ControllerRevisions are immutable and only go with their Application, so one
+        that was seen is remembered (a later render reads it fresh anyway)."""
+        if not name:
+            return False
+        if (namespace, name) in self.known_revisions:
+            return True
+        found = self.api.get(REVISIONS.path(namespace, name)) is not None
+        if found:
+            if len(self.known_revisions) > 100_000:
+                self.known_revisions.clear()
+            self.known_revisions.add((namespace, name))
+        return found
 
     def _workloads(self, namespace: str, app: str, component: str,
                    kind: WorkloadKind) -> list[dict[str, Any]]:

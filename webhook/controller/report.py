@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.controller.batches import WorkloadKind
+from webhook.controller.batches import CONDITION_COMPLETE, WorkloadKind
 from webhook.controller.views import plan_from, progress_from
 from webhook.labels import BATCH_READY, ROLLOUT_FAILED, ROLLOUT_SUCCEED
 
@@ -90,6 +90,7 @@ def format_status(app: Mapping[str, Any], rollouts: Mapping[str, Mapping[str, An
                    f"upgraded {p.upgraded}  ready {p.upgraded_ready}")
         out.extend(batch_lines(rollout))
         for cond in p.conditions:
-            if cond.status == "False" and cond.message:
+            # RolloutComplete=False is just "in progress"; other False conditions are problems.
+            if cond.type != CONDITION_COMPLETE and cond.status == "False" and cond.message:
                 out.append(f"    {cond.type}: {cond.reason}: {cond.message}")
     return "\n".join(out)

@@ -51,7 +51,9 @@ def up(
     if running:
         return running, False
     down(name)  # clears a stale state file and anything left of it
-    cluster = LocalCluster()
+    # The state file is written as each process starts: if this start is killed
+    # halfway, `down` (or the next `up`) still finds what it left running.
+    cluster = LocalCluster(state_file=state_path(name))
     cluster.start()
     try:
         if simulators:
@@ -61,9 +63,6 @@ def up(
         raise
     cluster.detach()
     state = cluster.state()
-    path = state_path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state.save(path)
     return state, True
 
 
@@ -78,7 +77,6 @@ def down(name: str) -> bool:
         path.unlink(missing_ok=True)
         return False
     cluster.stop()
-    path.unlink(missing_ok=True)
     return True
 
 

@@ -292,6 +292,7 @@ class LocalCluster:
         *,
         die_with_parent: bool = False,
         service_cidr: str = SERVICE_CIDR,
+        state_file: Path | None = None,
     ) -> None:
         """workdir: where to keep data and logs (default: a new temp dir); stop() removes it.
 
@@ -302,6 +303,7 @@ class LocalCluster:
         """
         check_loopback_cidr(service_cidr)
         self.service_cidr = service_cidr
+        self.state_file = state_file
         self._given_workdir = workdir
         self._die_with_parent = die_with_parent
         self.workdir: Path = workdir or Path()
@@ -397,7 +399,7 @@ class LocalCluster:
         self._wait_default_service_account()
         self.phases["controllers"] = time.monotonic() - mark
         self.startup_seconds = time.monotonic() - began
-        self.state().save(work / STATE_FILE)
+        self.save_state()
 
     def stop(self) -> None:
         """Stop what this object started (reverse order, by PID) and remove the temp dir."""
@@ -412,6 +414,8 @@ class LocalCluster:
         self._procs.clear()
         if self.workdir != Path() and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.state_file is not None:
+            self.state_file.unlink(missing_ok=True)
 
     def __enter__(self) -> LocalCluster:
         self.start()
@@ -447,7 +451,14 @@ class LocalCluster:
     def adopt(self, pid_name: str, pid: int) -> None:
         """Record another process (e.g. the simulators daemon) to stop with the cluster."""
         self._pids[pid_name] = pid
-        self.state().save(self.workdir / STATE_FILE)
+        self.save_state()
+
+    def save_state(self) -> None:
+        state = self.state()
+        state.save(self.workdir / STATE_FILE)
+        if self.state_file is not None:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            state.save(self.state_file)
 
     def detach(self) -> None:
         """Forget the Popen handles so the processes outlive this Python process."""
@@ -457,7 +468,7 @@ class LocalCluster:
     def from_state(cls, path: Path) -> LocalCluster:
         """Rebuild a handle (e.g. in `oam-rollout cluster down`) from a state file."""
         st = ClusterState.load(path)
-        cluster = cls(Path(st.workdir))
+        cluster = cls(Path(st.workdir), state_file=path)
         cluster.workdir = Path(st.workdir)
         cluster.server = st.server
         cluster.kubeconfig = Path(st.kubeconfig)
@@ -491,6 +502,7 @@ class LocalCluster:
             log.close()
         self._procs[name] = proc
         self._pids[name] = proc.pid
+        self.save_state()
 
     def _check_alive(self) -> None:
         for name, proc in self._procs.items():

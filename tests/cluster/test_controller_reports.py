@@ -1,0 +1,101 @@
+"""What the controller shows users: a refused plan as rolloutFailed + Warning, and `status`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests.cluster.test_controller_resilience import application, wait_settled
+from tests.fixtures.controller import ControllerProcess
+from webhook.testing.cluster import LocalCluster
+
+pytestmark = pytest.mark.cluster
+
+
+def test_a_plan_that_does_not_add_up_fails_with_a_warning_and_touches_no_workload(
+    webhook_server: Any, controller_process: ControllerProcess, kubectl: Any, namespace: str,
+) -> None:
+    del webhook_server
+    kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+    wait_settled(kubectl, namespace, 1)
+    app = json.loads(kubectl("get", "app", "resilient", "-n", namespace, "-o", "json").stdout)
+    before = json.loads(kubectl("get", "deploy", "-n", namespace, "-o", "json").stdout)
+    # A Rollout written by hand (the webhook guards Applications, not Rollouts).
+    rollout = {
+        "apiVersion": "standard.oam.dev/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "api-extra", "ownerReferences": [{
+            "apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "name": "resilient",
+            "uid": app["metadata"]["uid"], "controller": True}]},
+        "spec": {"targetRevisionName": "api-v1", "componentName": "api-extra",
+                 "rolloutPlan": {"targetSize": 3, "rolloutBatches": [{"replicas": 1}]}},
+    }
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(rollout))
+    deadline = time.monotonic() + 30
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline and status.get("rollingState") != "rolloutFailed":
+        time.sleep(0.2)
+        status = json.loads(kubectl("get", "rollout", "api-extra", "-n", namespace, "-o",
+                                    "json").stdout).get("status") or {}
+    assert status.get("rollingState") == "rolloutFailed"
+    verified = [c for c in status["conditions"] if c["type"] == "SpecVerified"]
+    assert [(c["status"], c["reason"]) for c in verified] == [("False", "VerificationFailed")]
+    assert "add up to 1" in verified[0]["message"]
+    events = json.loads(kubectl("get", "events", "-n", namespace, "-o", "json",
+                                "--field-selector", "involvedObject.name=api-extra").stdout)
+    assert [(e["type"], e["reason"]) for e in events["items"]] == [
+        ("Warning", "VerificationFailed")]
+    after = json.loads(kubectl("get", "deploy", "-n", namespace, "-o", "json").stdout)
+
+    def shape(listing: dict[str, Any]) -> list[tuple[str, int, str]]:
+        return [(d["metadata"]["name"], d["spec"]["replicas"], d["metadata"]["resourceVersion"])
+                for d in listing["items"]]
+
+    assert shape(after) == shape(before)
+    spec = json.loads(kubectl("get", "rollout", "api-extra", "-n", namespace, "-o",
+                              "json").stdout)["spec"]
+    assert spec == rollout["spec"]  # the plan is never rewritten
+
+
+def test_status_prints_each_batch_of_a_held_rollout(
+    cluster: LocalCluster, webhook_server: Any, controller_process: ControllerProcess,
+    kubectl: Any, namespace: str,
+) -> None:
+    del webhook_server
+    kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+    wait_settled(kubectl, namespace, 1)
+    held = application(2, [2, 4]).replace("            rolloutBatches:",
+                                          "            batchPartition: 0\n"
+                                          "            rolloutBatches:")
+    kubectl("apply", "-n", namespace, "-f", "-", input=held)
+    argv = [sys.executable, "-m", "webhook", "status", "resilient", "-n", namespace,
+            "--kubeconfig", str(cluster.kubeconfig)]
+    expected = [
+        "  api  (webservice)  healthy true",
+        "    revision api-v2 (from api-v1)  target api-v2",
+        "    rollingInBatches / batchReady  batch 0  replicas 6 -> 6  upgraded 2  ready 2",
+        "    batch 0  [####################]  2/2  ready",
+        "    batch 1  [....................]  0/4  held by batchPartition 0",
+    ]
+    deadline = time.monotonic() + 30
+    lines: list[str] = []
+    while time.monotonic() < deadline and lines != expected:
+        time.sleep(0.3)
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        lines = out.splitlines()[2:]
+    assert lines == expected
+
+
+def test_status_of_a_missing_application_is_one_clear_line(
+    cluster: LocalCluster, namespace: str,
+) -> None:
+    argv = [sys.executable, "-m", "webhook", "status", "nope", "-n", namespace,
+            "--kubeconfig", str(cluster.kubeconfig)]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (f"oam-rollout status: application 'nope' not found in "
+                             f"namespace '{namespace}'\n")
