@@ -11,6 +11,7 @@ the simulated kubelet, and the controller as its own process, as deployed. Print
    are rolled out.
 
 Bounded: every wait has a deadline; everything started here is stopped by PID.
+Usage: .venv/bin/python bench/controller.py [--kubeconfig FILE] [--batches 24] [--apps 200]
 """
 
 from __future__ import annotations
@@ -29,7 +30,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from webhook.controller.api import APPLICATIONS, DEPLOYMENTS, ROLLOUTS, KubeApi, Resource, connect
+if not __package__:
+    # Run as `python bench/controller.py`: its folder comes first on sys.path, where
+    # bench/webhook.py would shadow the webhook package. Use the repository root instead.
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from webhook.controller.api import (
+    APPLICATIONS,
+    DEPLOYMENTS,
+    ROLLOUTS,
+    KubeApi,
+    Resource,
+    connect,
+)
 
 PODS = Resource("", "v1", "pods")
 NAMESPACES = Resource("", "v1", "namespaces")

@@ -315,6 +315,21 @@ def measure(name: str, port: int, ca: str, pid: int, opts: argparse.Namespace) -
     }
 
 
+def server_side(log: Path) -> dict[str, float]:
+    """p50/p99 of the webhook's own durationMs per review (no TLS, no client, no queueing)."""
+    by_hook: dict[str, list[float]] = {"validate": [], "mutate": []}
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and '"durationMs"' in line:
+            entry = json.loads(line)
+            by_hook.setdefault(entry["webhook"], []).append(entry["durationMs"])
+    return {
+        f"{hook}_{name}": percentile(values, q)
+        for hook, values in by_hook.items()
+        if values
+        for name, q in (("p50", 0.5), ("p99", 0.99))
+    }
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -351,6 +366,13 @@ def report(
             f"{r['rps']:.0f}", f"{r['loaded_p99']:.2f}", f"{r['rss_mib']:.1f}", str(r["requests"]),
         )  # fmt: skip
         print(f"{r['name']:<12}" + "".join(f" {f:>9}" for f in figures))
+    inside = ours.get("server", {})
+    if inside:
+        print(
+            "inside the webhook (durationMs of its review log, all phases): "
+            f"validate p50 {inside['validate_p50']:.2f} ms, p99 {inside['validate_p99']:.2f} ms; "
+            f"mutate p50 {inside['mutate_p50']:.2f} ms, p99 {inside['mutate_p99']:.2f} ms"
+        )
     ratio = {k: ours[k] / base[k] for k in ("p50", "p99", "rps", "rss_mib")}
     print(
         f"ratios ours/baseline: p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x, "
@@ -421,6 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 stop(process)
                 log.close()
+            if name == "oam-rollout":
+                results[-1]["server"] = server_side(work / f"{name}.log")
     finally:
         stub.terminate()
         stub.join(timeout=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -99,3 +100,30 @@ def test_status_of_a_missing_application_is_one_clear_line(
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (f"oam-rollout status: application 'nope' not found in "
                              f"namespace '{namespace}'\n")
+
+
+def test_status_watch_redraws_as_the_upgrade_moves_and_stops_on_ctrl_c(
+    cluster: LocalCluster, webhook_server: Any, controller_process: ControllerProcess,
+    kubectl: Any, namespace: str,
+) -> None:
+    del webhook_server
+    kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+    wait_settled(kubectl, namespace, 1)
+    argv = [sys.executable, "-m", "webhook", "status", "resilient", "-n", namespace,
+            "--kubeconfig", str(cluster.kubeconfig), "--watch"]
+    watcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # its first frame and its watches
+        kubectl("apply", "-n", namespace, "-f", "-", input=application(2, [2, 2, 2]))
+        wait_settled(kubectl, namespace, 2)
+        time.sleep(1.0)
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=10)
+    frames = [f.strip() for f in out.split("---") if f.strip()]
+    states = [next(line.split(" / ")[0].strip() for line in frame.splitlines()
+                   if " / " in line) for frame in frames]
+    assert watcher.returncode == 0, err
+    assert states[0] == "rolloutSucceed" and states[-1] == "rolloutSucceed"
+    assert "rollingInBatches" in states  # it drew the upgrade while it ran
+    assert "revision api-v2 (from api-v1)" in frames[-1]

@@ -30,9 +30,6 @@ from webhook.revisions import resolve_revisions
 
 pytestmark = pytest.mark.cluster
 
-# Namespaces a controller under test must leave alone: this test plays the controller.
-HANDS_OFF = "oam-rollout.dev/no-controller=true"
-
 V2_IMAGE = "stefanprodan/podinfo:5.0.2"
 COMPONENT = "express-server"
 
@@ -168,32 +165,26 @@ def apply(kubectl: Any, namespace: str, app: dict[str, Any], *, dry_run: bool = 
     return kubectl(*args, input=json.dumps(app), check=False)
 
 
-@pytest.fixture
-def hands_off(kubectl: Any, namespace: str) -> str:
-    kubectl("label", "namespace", namespace, HANDS_OFF)
-    return namespace
-
-
 def test_every_application_of_the_spec_is_accepted_in_order(
-    webhook_server: Any, cluster: Any, kubectl: Any, hands_off: str
+    webhook_server: Any, cluster: Any, kubectl: Any, namespace: str
 ) -> None:
-    controller = Controller(kubectl, cluster, hands_off)
+    controller = Controller(kubectl, cluster, namespace)
     for step, app, after in SPEC_WALKTHROUGH:
-        dry = apply(kubectl, hands_off, app, dry_run=True)
+        dry = apply(kubectl, namespace, app, dry_run=True)
         assert dry.returncode == 0, f"{step} (dry run): {dry.stderr}"
-        real = apply(kubectl, hands_off, app)
+        real = apply(kubectl, namespace, app)
         assert real.returncode == 0, f"{step}: {real.stderr}"
         if after is not None:
             controller.record_revision("rollout-trait-test", "express-server")
             controller.settle("rollout-trait-test", "express-server", after)
     stored = json.loads(
-        kubectl("get", "app", "rollout-trait-test", "-n", hands_off, "-o", "json").stdout
+        kubectl("get", "app", "rollout-trait-test", "-n", namespace, "-o", "json").stdout
     )
     assert json.loads(stored["metadata"]["annotations"][ANNOTATION_REVISIONS]) == {
         "express-server": "express-server-v2"
     }
     names = kubectl(
-        "get", "controllerrevision", "-n", hands_off,
+        "get", "controllerrevision", "-n", namespace,
         "-l", f"{LABEL_CONTROLLER_COMPONENT}={COMPONENT}",
         "-o", "jsonpath={.items[*].metadata.name}",
     ).stdout.split()  # fmt: skip
@@ -201,9 +192,9 @@ def test_every_application_of_the_spec_is_accepted_in_order(
 
 
 def test_the_cloneset_applications_of_the_spec_are_accepted(
-    webhook_server: Any, cluster: Any, kubectl: Any, hands_off: str
+    webhook_server: Any, cluster: Any, kubectl: Any, namespace: str
 ) -> None:
-    controller = Controller(kubectl, cluster, hands_off)
+    controller = Controller(kubectl, cluster, namespace)
     name, component = "rollout-trait-test-cloneset", "cloneset-server"
     first = application(
         name, component=component, type="cloneset", external_revision="cloneset-server-v1"
@@ -215,12 +206,12 @@ def test_the_cloneset_applications_of_the_spec_are_accepted(
         external_revision="cloneset-server-v2",
         image=V2_IMAGE,
     )
-    assert apply(kubectl, hands_off, first).returncode == 0
+    assert apply(kubectl, namespace, first).returncode == 0
     controller.record_revision(name, component)
     controller.settle(name, component, Settled("cloneset-server-v1", 5, 1))
-    result = apply(kubectl, hands_off, upgrade)
+    result = apply(kubectl, namespace, upgrade)
     assert result.returncode == 0, result.stderr
-    stored = json.loads(kubectl("get", "app", name, "-n", hands_off, "-o", "json").stdout)
+    stored = json.loads(kubectl("get", "app", name, "-n", namespace, "-o", "json").stdout)
     assert json.loads(stored["metadata"]["annotations"][ANNOTATION_REVISIONS]) == {
         component: "cloneset-server-v2"
     }
@@ -271,20 +262,20 @@ def test_bad_specs_are_denied_and_kubectl_shows_the_field_path(
     webhook_server: Any,
     cluster: Any,
     kubectl: Any,
-    hands_off: str,
+    namespace: str,
     case: str,
     app: dict[str, Any],
     needs_v1: bool,
     field_path: str,
 ) -> None:
     if needs_v1:
-        assert apply(kubectl, hands_off, application()).returncode == 0
-        controller = Controller(kubectl, cluster, hands_off)
+        assert apply(kubectl, namespace, application()).returncode == 0
+        controller = Controller(kubectl, cluster, namespace)
         controller.record_revision("rollout-trait-test", "express-server")
         controller.settle("rollout-trait-test", "express-server", Settled(V1, 5, 1))
     verdicts = []
     for dry_run in (True, False):
-        result = apply(kubectl, hands_off, app, dry_run=dry_run)
+        result = apply(kubectl, namespace, app, dry_run=dry_run)
         assert result.returncode != 0, f"{case} was admitted (dry run: {dry_run})"
         # kubectl prints an Invalid status as its causes: `The Application "x" is invalid: ...`.
         assert 'The Application "rollout-trait-test" is invalid' in result.stderr
@@ -294,16 +285,16 @@ def test_bad_specs_are_denied_and_kubectl_shows_the_field_path(
 
 
 def test_a_denied_update_leaves_the_stored_application_as_it_was(
-    webhook_server: Any, kubectl: Any, hands_off: str
+    webhook_server: Any, kubectl: Any, namespace: str
 ) -> None:
     def stored() -> tuple[int, dict[str, Any]]:
         # Generation and spec, not resourceVersion: a controller may write status meanwhile.
         obj = json.loads(
-            kubectl("get", "app", "rollout-trait-test", "-n", hands_off, "-o", "json").stdout
+            kubectl("get", "app", "rollout-trait-test", "-n", namespace, "-o", "json").stdout
         )
         return obj["metadata"]["generation"], obj["spec"]
 
-    assert apply(kubectl, hands_off, application()).returncode == 0
+    assert apply(kubectl, namespace, application()).returncode == 0
     before = stored()
-    assert apply(kubectl, hands_off, application(rollout=plan(5, 0, 5))).returncode != 0
+    assert apply(kubectl, namespace, application(rollout=plan(5, 0, 5))).returncode != 0
     assert stored() == before

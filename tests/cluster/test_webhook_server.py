@@ -171,3 +171,19 @@ def test_a_missing_certificate_is_a_one_line_startup_error(tmp_path: Path) -> No
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"oam-rollout webhook: --tls-cert {missing}: no such file"
+
+
+def test_a_body_over_seven_mib_gets_413_before_it_is_sent(server: WebhookProcess) -> None:
+    conn = connection(server)
+    try:
+        # Announce the size only: the answer comes before the body would be read.
+        conn.putrequest("POST", "/validate")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(7 * 1024 * 1024 + 1))
+        conn.endheaders()
+        response = conn.getresponse()
+        status, body = response.status, response.read()
+    finally:
+        conn.close()
+    assert status == 413
+    assert json.loads(body)["code"] == 413
