@@ -18,7 +18,7 @@ import os
 import ssl
 import tempfile
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,6 +175,40 @@ class ApiReader:
             return json.loads(response.data)
         except ValueError as exc:
             raise ClusterReadError(f"GET {path}: the answer is not JSON") from exc
+
+
+    def stream_events(
+        self, path: str, query: Mapping[str, str], read_timeout: float
+    ) -> Iterator[dict[str, Any]]:
+        """The JSON objects of a watch stream, one per line, until the server ends it.
+
+        Raises ClusterReadError when the stream cannot be opened or breaks.
+        """
+        url = f"{self.credentials.server.rstrip('/')}{path}?{urllib.parse.urlencode(dict(query))}"
+        timeout = urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=read_timeout)
+        try:
+            response = self._pool.request(
+                "GET", url, headers=self._headers(), preload_content=False, timeout=timeout
+            )
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ClusterReadError(f"WATCH {path}: {type(exc).__name__}: {exc}") from exc
+        try:
+            if response.status != 200:
+                reason = _status_message(response.read(), response.reason or "error")
+                raise ClusterReadError(f"WATCH {path}: {response.status} {reason}")
+            pending = b""
+            for chunk in response.stream(65536, decode_content=False):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        event = json.loads(line)
+                        if isinstance(event, dict):
+                            yield event
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise ClusterReadError(f"WATCH {path}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            response.release_conn()
 
 
 def load_api_reader(kubeconfig: str | None = None) -> ApiReader:

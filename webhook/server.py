@@ -19,7 +19,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Flask, Response, request
 from prometheus_client import (
@@ -38,6 +38,15 @@ from webhook.state import ObservedState
 
 MAX_BODY_BYTES = 7 * 1024 * 1024
 JSON_TYPES = ("application/json",)
+
+
+class CachedReader(Protocol):
+    """Like a StateReader, but None when it cannot vouch for what it holds."""
+
+    def __call__(
+        self, namespace: str, name: str, *, rollouts: bool = True
+    ) -> ObservedState | None: ...
+
 
 review_log = logging.getLogger("oam_rollout.reviews")
 error_log = logging.getLogger("oam_rollout.webhook")
@@ -73,6 +82,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
+        self.state_reads = Counter(
+            "oam_rollout_state_reads",
+            "Observed-state reads, by source: the watch-fed cache or the API directly.",
+            ["source"],
+            registry=self.registry,
+        )
         self.cluster_read_errors = Counter(
             "oam_rollout_cluster_read_errors",
             "Reads of the observed state that failed (each one denied a review).",
@@ -87,6 +102,19 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+    def layered_reader(self, cached: CachedReader, direct: StateReader) -> StateReader:
+        """Answer from ``cached`` while it is live, else from ``direct`` (the API)."""
+
+        def read(namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
+            state = cached(namespace, name, rollouts=rollouts)
+            if state is not None:
+                self.state_reads.labels("cache").inc()
+                return state
+            self.state_reads.labels("api").inc()
+            return direct(namespace, name, rollouts=rollouts)
+
+        return read
 
     def timed_reader(self, read_state: StateReader) -> StateReader:
         """``read_state`` with its duration and failures counted."""

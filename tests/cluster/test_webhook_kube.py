@@ -76,3 +76,36 @@ def test_an_api_error_is_a_cluster_read_error_with_the_apiservers_message(
     reader = load_api_reader(str(tmp_path / "kubeconfig"))
     with pytest.raises(ClusterReadError, match=r"401"):
         read_observed_state(reader, "default", "app")
+
+
+def test_the_watch_fed_cache_follows_the_api_and_reads_like_the_direct_reader(
+    cluster: Any, kubectl: Any, namespace: str
+) -> None:
+    from webhook.statecache import StateCache
+
+    reader = load_api_reader(str(cluster.kubeconfig))
+    cache = StateCache(reader)
+    cache.start()
+    try:
+        assert eventually(lambda: cache.live)
+        seed(kubectl, namespace)
+        direct = read_observed_state(reader, namespace, "app")
+        assert eventually(lambda: cache.read(namespace, "app") == direct)
+        kubectl("delete", "controllerrevision", "web-v1", "-n", namespace)
+        assert eventually(
+            lambda: [r.name for r in cache.read(namespace, "app").revisions] == ["web-v2"]  # type: ignore[union-attr]
+        )
+    finally:
+        cache.stop()
+    assert cache.read(namespace, "app") is None
+
+
+def eventually(condition: Any, timeout: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

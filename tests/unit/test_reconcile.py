@@ -41,10 +41,22 @@ spec:
 """)
 
 
+def terms(selector: str | None) -> list[str]:
+    """Split a label selector at the commas outside parentheses."""
+    out, depth, current = [], 0, ""
+    for ch in selector or "":
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            out.append(current)
+            current = ""
+        else:
+            current += ch
+    return [*out, current] if current else out
+
+
 def matches(obj: dict[str, Any], selector: str | None) -> bool:
     labels = obj.get("metadata", {}).get("labels") or {}
-    for term in (selector or "").split(",") if selector and " in (" not in selector else [
-            selector] if selector else []:
+    for term in terms(selector):
         if " in (" in term:
             key, values = term.split(" in (")
             if labels.get(key) not in values.rstrip(")").split(","):
@@ -127,7 +139,6 @@ def test_an_application_gets_its_revision_its_rollout_then_its_status() -> None:
     rec.application(NS, "rollout-trait-test")
     flush(rec)
     assert [(m, p.rsplit("/", 2)[-2:]) for m, p, _ in api.writes] == [
-        ("POST", ["namespaces", "controllerrevisions"]) if False else
         ("POST", ["ns", "controllerrevisions"]),
         ("APPLY", ["rollouts", "express-server"]),
         ("PATCH", ["rollout-trait-test", "status"]),

@@ -43,6 +43,11 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     p.add_argument("--threads", type=_positive, default=4, help="threads per worker (default 4)")
     p.add_argument("--templates-dir", type=Path, help="templates (default: the installed ones)")
+    p.add_argument(
+        "--no-state-cache",
+        action="store_true",
+        help="read revisions and Rollouts from the API on every review instead of from watches",
+    )
     p.set_defaults(func=run)
 
 
@@ -122,7 +127,8 @@ def serve(args: argparse.Namespace) -> int:
     def load_app() -> Any:
         from webhook.kube import load_api_reader, read_observed_state
         from webhook.rendering import Renderer
-        from webhook.server import create_app
+        from webhook.server import Metrics, create_app
+        from webhook.statecache import StateCache
 
         renderer = Renderer(args.templates_dir)
         api = load_api_reader(args.kubeconfig)
@@ -132,8 +138,15 @@ def serve(args: argparse.Namespace) -> int:
         def read_state(namespace: str, name: str, *, rollouts: bool = True) -> Any:
             return read_observed_state(api, namespace, name, rollouts=rollouts)
 
+        metrics = Metrics()
+        reader = read_state
+        if not args.no_state_cache:
+            # Per worker, after the fork: threads and connections do not survive one.
+            cache = StateCache(api)
+            cache.start()
+            reader = metrics.layered_reader(cache.read, read_state)
         return create_app(
-            read_state, renderer, ready=lambda: {"templates": True, "tls": tls.loaded}
+            reader, renderer, metrics=metrics, ready=lambda: {"templates": True, "tls": tls.loaded}
         )
 
     options = {
