@@ -105,14 +105,23 @@ def stub_lists() -> dict[str, bytes]:
                    "rollingState": "rolloutSucceed", "currentBatch": 1,
                    "batchRollingState": "batchReady"},
     }  # fmt: skip
-    base = f"/namespaces/{NAMESPACE}"
+    revision["metadata"]["namespace"] = NAMESPACE
+    revisions = json.dumps(
+        {
+            "kind": "ControllerRevisionList",
+            "metadata": {"resourceVersion": "1"},
+            "items": [revision],
+        }
+    ).encode()
+    rollouts = json.dumps(
+        {"kind": "RolloutList", "metadata": {"resourceVersion": "1"}, "items": [rollout]}
+    ).encode()
+    # Namespaced lists for direct reads, cluster-wide ones for the watch-fed cache.
     return {
-        f"/apis/apps/v1{base}/controllerrevisions": json.dumps(
-            {"kind": "ControllerRevisionList", "items": [revision]}
-        ).encode(),
-        f"/apis/standard.oam.dev/v1alpha1{base}/rollouts": json.dumps(
-            {"kind": "RolloutList", "items": [rollout]}
-        ).encode(),
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/controllerrevisions": revisions,
+        "/apis/apps/v1/controllerrevisions": revisions,
+        f"/apis/standard.oam.dev/v1alpha1/namespaces/{NAMESPACE}/rollouts": rollouts,
+        "/apis/standard.oam.dev/v1alpha1/rollouts": rollouts,
     }
 
 
@@ -126,7 +135,18 @@ def serve_stub_api(port: int) -> None:
         disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
-            body = lists.get(self.path.split("?", 1)[0])
+            path, _, query = self.path.partition("?")
+            if "watch=1" in query.split("&"):
+                # Nothing changes during a bench: hold the stream open, then end it.
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.flush()
+                time.sleep(60)
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            body = lists.get(path)
             self.send_response(200 if body is not None else 404)
             payload = body if body is not None else b'{"kind":"Status","message":"not found"}'
             self.send_header("Content-Type", "application/json")
@@ -288,6 +308,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def measure(name: str, port: int, ca: str, pid: int, opts: argparse.Namespace) -> dict[str, Any]:
     items = corpus()
+    time.sleep(1.0)  # let the webhook's watch-fed cache list (it falls back to the API till then)
     # Warm-up: every corpus entry a few times (templates, connection pools).
     drive((port, ca, items, len(items) * 3, 10.0, 0))
     started = time.perf_counter()
@@ -344,10 +365,11 @@ def report(
     results: list[dict[str, Any]], opts: argparse.Namespace, began: float, load_before: float
 ) -> None:
     ours, base = results
+    source = "direct API reads" if opts.no_state_cache else "watch-fed state cache"
     print(
         f"oam-rollout webhook bench: {opts.workers} worker(s) x {opts.threads} threads, gthread, "
-        f"TLS, keep-alive; corpus of {len(corpus())} reviews; {opts.clients} connections in the "
-        "load phase"
+        f"TLS, keep-alive, {source}; corpus of {len(corpus())} reviews; {opts.clients} connections "
+        "in the load phase"
     )
     columns = (
         "p50 ms",
@@ -401,6 +423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
+        "--no-state-cache", action="store_true", help="run the webhook with direct API reads"
+    )
+    parser.add_argument(
         "--serve-baseline", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS
     )
     opts = parser.parse_args(argv)
@@ -435,6 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cmd = [*argv_head, str(port), str(bundle.cert_path), str(bundle.key_path)]
             else:
                 cmd = [*argv_head, str(port), *common]
+                if opts.no_state_cache:
+                    cmd.append("--no-state-cache")
             log = (work / f"{name}.log").open("wb")
             process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
             try:

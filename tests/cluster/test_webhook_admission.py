@@ -298,3 +298,19 @@ def test_a_denied_update_leaves_the_stored_application_as_it_was(
     before = stored()
     assert apply(kubectl, namespace, application(rollout=plan(5, 0, 5))).returncode != 0
     assert stored() == before
+
+
+def test_reviews_are_answered_from_the_watch_fed_cache(
+    webhook_server: Any, kubectl: Any, namespace: str
+) -> None:
+    def cache_reads() -> float:
+        text = webhook_server.get("/metrics")[1].decode()
+        prefix = 'oam_rollout_state_reads_total{source="cache"} '
+        return sum(
+            float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)
+        )
+
+    before = cache_reads()
+    assert apply(kubectl, namespace, application()).returncode == 0
+    # One read for the mutating webhook, one for the validating one.
+    assert cache_reads() == before + 2

@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass, field, replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webhook.controller.batches import (
     CONDITION_COMPLETE,
@@ -30,6 +32,8 @@ from webhook.controller.batches import (
     Workload,
     WorkloadKind,
     decide,
+    expected_sum,
+    prospective_run,
 )
 from webhook.labels import (
     BATCH_IN_ROLLING,
@@ -387,3 +391,70 @@ def test_a_new_target_abandons_only_a_run_in_flight(rolling_state: str, first_st
     progress = replace(settled_progress("v1", 5), rolling_state=rolling_state)
     decision = decide(Observed(plan("v2", 5, (2, 3)), progress, (ready("v1", 5),)))
     assert decision.steps[0] == first_step
+
+
+# ---- any sequence of valid specs, interrupted runs and crashes converges ----------------
+
+Step = tuple[str, int, int, float, int, int | None]
+
+
+@st.composite
+def spec_changes(draw: st.DrawFn) -> list[Step]:
+    """Steps of (target, size, parts to split the batches into, crash chance, decisions
+    to run before the next change (0 = until it settles or holds), batchPartition)."""
+    steps = draw(st.integers(1, 4))
+    return [(draw(st.sampled_from(["v1", "v2", "v3"])), draw(st.integers(1, 8)),
+             draw(st.integers(1, 4)), draw(st.sampled_from([0.0, 0.2])),
+             draw(st.sampled_from([0, 0, 2, 5])), draw(st.sampled_from([None, None, 0, 1])))
+            for _ in range(steps)]
+
+
+def split(total: int, parts: int) -> tuple[int, ...]:
+    """``total`` as up to ``parts`` positive batches (one batch of 0 when total is 0)."""
+    parts = max(1, min(parts, total))
+    base, extra = divmod(total, parts)
+    return tuple(base + (1 if i < extra else 0) for i in range(parts))
+
+
+@settings(max_examples=80, deadline=None)
+@given(spec_changes())
+def test_any_sequence_of_valid_changes_ends_in_the_last_one(steps: list[Step]) -> None:
+    world = World(DEPLOY, rng=random.Random(len(steps)))
+    for generation, (target, size, parts, crash, decisions, part) in enumerate(steps, start=1):
+        probe = plan(target, size, (size,), generation=generation)
+        run = prospective_run(world.observe(probe), world.progress)
+        batches = split(expected_sum(run), parts)
+        partition = None if part is None else min(part, len(batches) - 1)
+        current = plan(target, size, batches, partition, generation)
+        world.crash = crash
+        if decisions:
+            for _ in range(decisions):  # part of the run, then the next change arrives
+                for action in decide(world.observe(current)).actions:
+                    world.apply(action)
+                world.tick()
+        else:
+            world.roll(current, limit=2000)
+    # The last change, without a partition, must finish.
+    current = replace(current, partition=None, generation=current.generation + 1)
+    world.crash = 0.0
+    world.roll(current, limit=2000)
+    target, size = steps[-1][0], steps[-1][1]
+    assert world.view() == ((size, size, size, BATCH_READY, ROLLOUT_SUCCEED), {target: size})
+
+
+@settings(max_examples=80, deadline=None)
+@given(size=st.integers(1, 9), parts=st.integers(1, 5), crash=st.sampled_from([0.0, 0.1, 0.3]),
+       slow=st.sampled_from(["up", "down"]), back=st.booleans())
+def test_any_upgrade_or_rollback_keeps_ready_pods_within_the_batch_of_target_size(
+    size: int, parts: int, crash: float, slow: str, back: bool,
+) -> None:
+    world = World(DEPLOY, slow=slow, rng=random.Random(size * 10 + parts))
+    world.roll(plan("v1", size, (size,)))
+    world.roll(plan("v2", size, (size,), generation=2))
+    world.crash = crash
+    target = "v1" if back else "v3"
+    world.roll(plan(target, size, split(size, parts), generation=3), limit=2000)
+    world.crash = 0.0
+    world.roll(plan(target, size, split(size, parts), generation=3))
+    assert world.view() == ((size, size, size, BATCH_READY, ROLLOUT_SUCCEED), {target: size})
+    assert world.violations == []

@@ -2,9 +2,9 @@
 
 Holds argument parsing, the up-front checks (TLS pair, templates directory, kubeconfig)
 that turn setup mistakes into one-line errors, and the gunicorn application whose
-workers each build the Flask app (webhook.server) with their own API reader and
-renderer. The master process stays light: it never imports Flask or the renderer.
-It must not hold admission logic.
+workers each build the Flask app (webhook.server) with their own API reader, watch-fed
+state cache and renderer. The master process stays light: it never imports Flask or the
+renderer. It must not hold admission logic.
 """
 
 from __future__ import annotations

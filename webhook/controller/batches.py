@@ -264,8 +264,11 @@ def new_run(obs: Observed, p: Progress) -> Run:
     elif p.complete:
         source, original = p.target_revision, p.target_size
     else:
-        # Abandoning a run: start over from everything live.
-        source = p.target_revision
+        # Abandoning a run: start over from everything live. A new size for the same
+        # target is still a rollout from the old source (batches add up to targetSize,
+        # as the webhook expects when nothing is settled), never a pure scale.
+        same_target = p.target_revision == plan.target_revision
+        source = p.source_revision if same_target else p.target_revision
         original = sum(w.replicas for w in obs.workloads)
     if plan.kind is WorkloadKind.CLONESET and source != plan.target_revision \
             and obs.cloneset() is None:
@@ -324,10 +327,12 @@ def target_goal(obs: Observed, p: Progress) -> int:
     if run.mode is Mode.SCALE and run.source:
         step = done if run.size >= run.original else -done
         return run.original + step
-    if run.mode is Mode.UPGRADE:
-        live = obs.workload_of(run.target)
-        return min(run.size, max(done, live.replicas if live else 0))
-    return min(run.size, done)
+    # Rollouts (and first deploys) only grow the target batch by batch; what an
+    # abandoned run left running there counts as done already.
+    live = obs.workload_of(run.target)
+    if run.mode is Mode.IN_PLACE or live is None:
+        return min(run.size, done)
+    return min(run.size, max(done, live.replicas))
 
 
 def partition_goal(obs: Observed, p: Progress) -> int:
@@ -531,6 +536,13 @@ def _change_target(obs: Observed, p: Progress) -> Outcome:
                    _event("BatchScaled", f"batch {p.current_batch}: {name} to {goal} replicas"))
 
 
+def _reroll_batch(obs: Observed, p: Progress) -> Outcome:
+    batch = min(p.current_batch, len(obs.plan.batches) - 1)
+    q = _move(obs, p, ROLLING_IN_BATCHES, BATCH_IN_ROLLING, current_batch=batch)
+    return Outcome(q, event=_event("BatchInRolling",
+                                   f"batches changed: batch {batch} rolls again"))
+
+
 def _target_ready(obs: Observed, p: Progress) -> bool:
     return not target_needs_change(obs, p) and target_reached(obs, p)
 
@@ -640,6 +652,10 @@ TRANSITIONS: tuple[Transition, ...] = (
                target_needs_change, _change_target),
     Transition("shrink-others", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_IN_ROLLING}),
                _target_ready, _shrink_others),
+    # New batches mid-run moved the current batch's goal: roll the batch again.
+    Transition("batches-changed", frozenset({ROLLING_IN_BATCHES, FINALISING}),
+               frozenset({BATCH_VERIFYING, BATCH_FINALIZING, BATCH_READY}),
+               target_needs_change, _reroll_batch),
     Transition("recut-others", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_VERIFYING}),
                lambda o, p: bool(others_scale_down(o, p)), _shrink_others),
     Transition("batch-verified", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_VERIFYING}),
