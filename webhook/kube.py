@@ -176,7 +176,6 @@ class ApiReader:
         except ValueError as exc:
             raise ClusterReadError(f"GET {path}: the answer is not JSON") from exc
 
-
     def stream_events(
         self, path: str, query: Mapping[str, str], read_timeout: float
     ) -> Iterator[dict[str, Any]]:

@@ -314,3 +314,14 @@ def test_reviews_are_answered_from_the_watch_fed_cache(
     assert apply(kubectl, namespace, application()).returncode == 0
     # One read for the mutating webhook, one for the validating one.
     assert cache_reads() == before + 2
+
+
+def test_kubectl_shows_the_warnings_of_an_admitted_application(
+    webhook_server: Any, kubectl: Any, namespace: str
+) -> None:
+    result = apply(kubectl, namespace, application(rollout=plan(5, 2, 3, batchPartition=1)))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "Warning: express-server: batchPartition 1 is the last batch; it holds nothing back"
+        in result.stderr
+    )

@@ -118,7 +118,7 @@ def test_a_cloneset_reads_with_its_partition_and_updated_counts() -> None:
           "currentBatch": 1}, False, "rollingInBatches batch 1 batchInRolling"),
         ({"rollingState": "rolloutFailed", "batchRollingState": "batchReady",
           "conditions": [{"type": "SpecVerified", "status": "False", "message": "bad sum"}]},
-         False, "rollout failed: bad sum"),
+         False, "rollout failed (RolloutFailed): bad sum"),
         ({}, False, "rollout pending"),
     ],
     ids=["succeeded", "held by a partition", "rolling", "failed", "not started"],
@@ -187,3 +187,76 @@ def test_the_report_names_the_application_and_its_component_states() -> None:
         "    revision express-server-v2 (from express-server-v1)  target express-server-v2",
         "    rollingInBatches / batchReady  batch 0  replicas 5 -> 5  upgraded 2  ready 2",
     ]
+
+
+# ---- the progress deadline, as users see it ---------------------------------------------
+
+DEADLINE_MESSAGE = ("batch 1 (3 replicas, 2 of 2) not Ready within the progress deadline of "
+                    "600s: 0/3 pods of express-server-v2 Ready")
+MISSED: dict[str, Any] = {
+    **ROLLOUT,
+    "spec": {**ROLLOUT["spec"], "rolloutPlan": {
+        "targetSize": 5, "rolloutBatches": [{"replicas": 2}, {"replicas": 3}]}},
+    "status": {
+        **ROLLOUT["status"],
+        "rollingState": "rolloutFailed", "batchRollingState": "batchInRolling",
+        "currentBatch": 1, "batchStartTime": "2026-01-01T00:10:00Z",
+        "progressDeadlineSeconds": 600,
+        "conditions": [
+            {"type": "RolloutComplete", "status": "False", "reason": "Rolling",
+             "message": "upgrade to express-server-v2 at 5"},
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+             "message": DEADLINE_MESSAGE},
+        ],
+    },
+}
+
+
+def test_the_batch_clock_survives_a_round_trip_through_status() -> None:
+    progress = progress_from(MISSED["status"])
+    body = status_from(progress)
+    assert (progress.batch_started, progress.deadline_seconds) == ("2026-01-01T00:10:00Z", 600)
+    assert (body["batchStartTime"], body["progressDeadlineSeconds"]) == (
+        "2026-01-01T00:10:00Z", 600)
+    assert progress_from({k: v for k, v in body.items() if v is not None}) == progress
+
+
+def test_a_missed_deadline_names_its_reason_not_the_unfinished_run() -> None:
+    assert service_health("express-server", MISSED, None) == {
+        "name": "express-server", "healthy": False,
+        "message": f"rollout failed (ProgressDeadlineExceeded): {DEADLINE_MESSAGE}"}
+
+
+def test_the_application_ready_condition_says_which_rollout_failed_and_why() -> None:
+    services = [service_health("express-server", MISSED, None)]
+    status = application_status({}, 2, services, [], "t", [
+        ("express-server", "ProgressDeadlineExceeded", DEADLINE_MESSAGE)])
+    assert status["status"] == "running"
+    assert status["conditions"] == [{
+        "type": "Ready", "status": "False", "reason": "ProgressDeadlineExceeded",
+        "message": f"rollout of express-server failed: {DEADLINE_MESSAGE}",
+        "lastTransitionTime": "t"}]
+
+
+def test_the_report_shows_the_batch_that_missed_its_deadline_and_why() -> None:
+    app = {"metadata": {"name": "rollout-trait-test", "namespace": "ns", "generation": 2},
+           "spec": {"components": [{"name": "express-server", "type": "webservice"}]},
+           "status": {"status": "running", "observedGeneration": 2, "services": [
+               service_health("express-server", MISSED, None)]}}
+    lines = format_status(app, {"express-server": MISSED}).splitlines()
+    assert lines[4:] == [
+        "    rolloutFailed / batchInRolling  batch 1  replicas 5 -> 5  upgraded 2  ready 2",
+        "    batch 0  [####################]  2/2  ready",
+        "    batch 1  [....................]  0/3  failed: not Ready within the progress deadline",
+        f"    Progressing: ProgressDeadlineExceeded: {DEADLINE_MESSAGE}",
+    ]
+
+
+def test_the_report_shows_by_when_a_rolling_batch_must_be_ready() -> None:
+    rolling = {**MISSED, "status": {**MISSED["status"], "rollingState": "rollingInBatches",
+                                    "conditions": []}}
+    app = {"metadata": {"name": "a", "namespace": "ns", "generation": 2},
+           "spec": {"components": [{"name": "express-server", "type": "webservice"}]}}
+    lines = format_status(app, {"express-server": rolling}).splitlines()
+    assert lines[-1] == ("    batch 1 rolling since 00:10:00Z, must be Ready by 00:20:00Z "
+                         "(progress deadline 600s)")

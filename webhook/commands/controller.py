@@ -49,6 +49,14 @@ def register(sub: Any) -> None:
                    help="reconciles run in parallel (default 4)")
     p.add_argument("--resync", type=int, default=300, metavar="SECONDS",
                    help="re-list everything this often as a safety net (default 300)")
+    p.add_argument("--progress-deadline", type=int, default=600, metavar="SECONDS",
+                   help="a batch whose pods are not Ready this long after it began fails "
+                   "the rollout (rolloutFailed, no rollback); 0 waits forever (default 600)")
+    p.add_argument("--health-bind", default="127.0.0.1", metavar="ADDR",
+                   help="address of /healthz, /readyz and /metrics (default 127.0.0.1; "
+                   "0.0.0.0 in a pod)")
+    p.add_argument("--health-port", type=int, default=8080, metavar="PORT",
+                   help="port of /healthz, /readyz and /metrics (default 8080; 0 disables)")
     p.add_argument("--templates-dir", metavar="DIR", type=Path,
                    help="extra component and trait templates")
     p.add_argument("-v", "--verbose", action="store_true", help="log every reconcile")
@@ -57,7 +65,9 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from webhook.controller.api import connect
+    from webhook.controller.health import HealthServer
     from webhook.controller.loop import ControllerLoop, LeaderElector
+    from webhook.controller.metrics import ControllerMetrics
     from webhook.controller.reconcile import Reconciler
     from webhook.rendering import Renderer
 
@@ -67,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.workers < 1 or args.resync < 5:
         print("oam-rollout controller: --workers must be >= 1 and --resync >= 5",
+              file=sys.stderr)
+        return 2
+    if args.progress_deadline < 0:
+        print("oam-rollout controller: --progress-deadline must be >= 0 (0 waits forever)",
+              file=sys.stderr)
+        return 2
+    if not 0 <= args.health_port <= 65535:
+        print("oam-rollout controller: --health-port must be between 0 (off) and 65535",
               file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -86,8 +104,22 @@ def run(args: argparse.Namespace) -> int:
             retry_seconds=args.retry_period)
         if args.identity:
             elector.identity = args.identity
-    loop = ControllerLoop(api, Reconciler(api, renderer), namespace=args.namespace,
-                          workers=args.workers, resync_seconds=args.resync, elector=elector)
+    metrics = ControllerMetrics()
+    reconciler = Reconciler(api, renderer, progress_deadline=args.progress_deadline,
+                            metrics=metrics)
+    loop = ControllerLoop(api, reconciler, namespace=args.namespace, workers=args.workers,
+                          resync_seconds=args.resync, elector=elector, metrics=metrics)
+    health = None
+    if args.health_port:
+        try:
+            health = HealthServer(args.health_bind, args.health_port, loop.health_facts,
+                                  metrics.exposition)
+        except OSError as exc:
+            print(f"oam-rollout controller: cannot serve health on "
+                  f"{args.health_bind}:{args.health_port}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+        health.start()
     stopped = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -101,4 +133,6 @@ def run(args: argparse.Namespace) -> int:
         print("oam-rollout controller: running", file=sys.stderr, flush=True)
         stopped.wait()
     loop.shutdown()
+    if health is not None:
+        health.stop()
     return 0

@@ -535,7 +535,9 @@ class Demo:
         self.p.line("    " + ", ".join(status))
 
         self.p.line("==> starting the rollout controller")
-        controller = self._spawn("controller", ["controller", "--kubeconfig", str(self.kubeconfig)])
+        # No health port: the demo watches the cluster, and a fixed port could be taken.
+        controller = self._spawn("controller", ["controller", "--kubeconfig", str(self.kubeconfig),
+                                                "--health-port", "0"])
         time.sleep(0.5)
         controller.check_alive()
 

@@ -18,6 +18,9 @@ Semantics, as in KubeVela's rollout trait:
   ``updateStrategy.partition`` and releases the batch by lowering the partition;
 - ``batchPartition: N`` holds the run at batch N in rollingInBatches/batchReady;
 - a plan that fails verification goes to rolloutFailed and touches no workload;
+- a batch whose pods are not Ready within the progress deadline (counted from the moment
+  the batch began rolling) goes to rolloutFailed too, and touches no workload: there is
+  no automatic rollback, a new spec generation retries the batch;
 - a new target or size in the middle of a run abandons it and starts a new run from
   whatever is live.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import Enum
 
 from webhook.labels import (
@@ -46,6 +50,9 @@ from webhook.labels import (
 # Condition types the controller keeps in Rollout status.conditions.
 CONDITION_VERIFIED = "SpecVerified"
 CONDITION_COMPLETE = "RolloutComplete"
+# Present only once a batch missed its progress deadline (status False), as in Argo Rollouts.
+CONDITION_PROGRESSING = "Progressing"
+REASON_DEADLINE = "ProgressDeadlineExceeded"
 
 # A decision applies instantaneous transitions back to back; this bounds the chain.
 MAX_STEPS = 16
@@ -103,6 +110,8 @@ class Progress:
     upgraded_ready: int = 0  # upgradedReadyReplicas
     observed_generation: int = 0
     conditions: tuple[Condition, ...] = ()
+    batch_started: str = ""  # batchStartTime: when the current batch began rolling
+    deadline_seconds: int = 0  # progressDeadlineSeconds in force for it (0: none)
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)
@@ -138,7 +147,9 @@ class Observed:
     workloads: tuple[Workload, ...] = ()
     # Whether the ControllerRevision named by the plan's target exists.
     target_known: bool = True
-    now: str = ""
+    now: str = ""  # RFC 3339 UTC, e.g. 2026-01-01T00:00:00Z
+    # Seconds a batch may take to get Ready before the run fails (0: wait forever).
+    deadline_seconds: int = 0
 
     def workload_of(self, revision: str) -> Workload | None:
         """The workload running ``revision``: by name (Deployment), by label (CloneSet)."""
@@ -219,6 +230,8 @@ class Decision:
     actions: tuple[Action, ...]
     progress: Progress
     steps: tuple[str, ...] = field(default=())  # names of the transitions taken
+    # Decide again after this many seconds even if nothing changes (a deadline falls due).
+    wake_after: float | None = None
 
     def of_type(self, cls: type) -> list[Action]:
         return [a for a in self.actions if isinstance(a, cls)]
@@ -369,19 +382,22 @@ def others_goal(obs: Observed, p: Progress) -> int:
 
 
 def others_scale_down(obs: Observed, p: Progress) -> list[WorkloadAction]:
-    """Shrink the others to others_goal: leftovers of abandoned runs first, the source last."""
+    """Shrink the others to others_goal. Pods that are not Ready go first (cutting them
+    costs no capacity, e.g. those of a release that never got Ready), then leftovers of
+    abandoned runs, the source last."""
     run = current_run(obs, p)
     others = sorted(obs.others(run.target), key=lambda w: (w.name == run.source, w.name))
     excess = sum(w.replicas for w in others) - others_goal(obs, p)
-    actions: list[WorkloadAction] = []
+    cuts = dict.fromkeys((w.name for w in others), 0)
     for w in others:
-        if excess <= 0:
-            break
-        cut = min(excess, w.replicas)
-        if cut > 0:
-            actions.append(ScaleWorkload(w.name, w.replicas - cut))
-            excess -= cut
-    return actions
+        take = min(max(0, excess), max(0, w.replicas - w.ready))
+        cuts[w.name] += take
+        excess -= take
+    for w in others:
+        take = min(max(0, excess), w.replicas - cuts[w.name])
+        cuts[w.name] += take
+        excess -= take
+    return [ScaleWorkload(w.name, w.replicas - cuts[w.name]) for w in others if cuts[w.name] > 0]
 
 
 def others_settled(obs: Observed, p: Progress) -> bool:
@@ -397,6 +413,75 @@ def is_last_batch(obs: Observed, p: Progress) -> bool:
 def may_advance(obs: Observed, p: Progress) -> bool:
     part = obs.plan.partition
     return not is_last_batch(obs, p) and (part is None or p.current_batch < part)
+
+
+# ---- the progress deadline -------------------------------------------------------------
+
+# Batch states in which the run only waits for pods: the deadline runs there.
+WAITING = frozenset({BATCH_IN_ROLLING, BATCH_VERIFYING})
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 UTC time as the API writes it; None when missing or unreadable."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def batch_elapsed(obs: Observed, p: Progress) -> float | None:
+    """Seconds since the current batch began rolling, by the clock passed in ``obs.now``."""
+    start, now = parse_time(p.batch_started), parse_time(obs.now)
+    if start is None or now is None:
+        return None
+    return (now - start).total_seconds()
+
+
+def waiting_on_batch(p: Progress) -> bool:
+    return p.rolling_state == ROLLING_IN_BATCHES and p.batch_state in WAITING
+
+
+def deadline_passed(obs: Observed, p: Progress) -> bool:
+    """The batch has waited longer than the deadline. Times are whole seconds, so only a
+    full second past it counts: a batch is never failed early."""
+    elapsed = batch_elapsed(obs, p)
+    return obs.deadline_seconds > 0 and elapsed is not None and elapsed > obs.deadline_seconds
+
+
+def deadline_wake(obs: Observed, p: Progress) -> float | None:
+    """Seconds until the deadline of the batch being waited on falls due, if it runs."""
+    if obs.deadline_seconds <= 0 or not waiting_on_batch(p):
+        return None
+    elapsed = batch_elapsed(obs, p)
+    if elapsed is None:
+        return None
+    return max(0.05, obs.deadline_seconds + 1 - elapsed)
+
+
+def stall_message(obs: Observed, p: Progress) -> str:
+    """What the batch is waiting for, with counts, for the condition and the event."""
+    run = current_run(obs, p)
+    plan = obs.plan
+    batch = p.current_batch
+    size = plan.batches[batch] if batch < len(plan.batches) else 0
+    head = (f"batch {batch} ({size} replicas, {batch + 1} of {len(plan.batches)}) not Ready "
+            f"within the progress deadline of {obs.deadline_seconds}s")
+    live = obs.workload_of(run.target)
+    if live is None:
+        return f"{head}: the workload of {run.target} is missing"
+    if run.mode is Mode.IN_PLACE:
+        released = max(0, run.size - partition_goal(obs, p))
+        return f"{head}: {live.updated_ready}/{released} updated pods of {live.name} Ready"
+    goal = target_goal(obs, p)
+    if p.batch_state == BATCH_VERIFYING and live.ready >= goal:
+        others = obs.others(run.target)
+        running = sum(w.current for w in others)
+        names = ", ".join(w.name for w in others)
+        return (f"{head}: {running} pods of {names} still running, "
+                f"{others_goal(obs, p)} allowed")
+    return f"{head}: {min(live.ready, goal)}/{goal} pods of {live.name} Ready"
 
 
 # ---- the transition table ------------------------------------------------------------
@@ -464,7 +549,7 @@ def _fail_verification(obs: Observed, p: Progress) -> Outcome:
 
 def _start(obs: Observed, p: Progress) -> Outcome:
     run = new_run(obs, p)
-    q = _move(obs, p, VERIFYING_SPEC, BATCH_INITIALIZING, current_batch=0,
+    q = _move(obs, _clear_stall(p), VERIFYING_SPEC, BATCH_INITIALIZING, current_batch=0,
               source_revision=run.source, target_revision=run.target,
               original_size=run.original, target_size=run.size)
     q = _set_condition(q, Condition(CONDITION_COMPLETE, "False", "Rolling",
@@ -514,7 +599,7 @@ def _begin_batches(obs: Observed, p: Progress) -> Outcome:
 
 
 def _batch_rolling(obs: Observed, p: Progress) -> Outcome:
-    q = _move(obs, p, ROLLING_IN_BATCHES, BATCH_IN_ROLLING)
+    q = _clock_batch(obs, _move(obs, p, ROLLING_IN_BATCHES, BATCH_IN_ROLLING))
     return Outcome(q, event=_event("BatchInRolling", f"batch {p.current_batch} rolling"))
 
 
@@ -538,7 +623,8 @@ def _change_target(obs: Observed, p: Progress) -> Outcome:
 
 def _reroll_batch(obs: Observed, p: Progress) -> Outcome:
     batch = min(p.current_batch, len(obs.plan.batches) - 1)
-    q = _move(obs, p, ROLLING_IN_BATCHES, BATCH_IN_ROLLING, current_batch=batch)
+    q = _clock_batch(obs, _move(obs, p, ROLLING_IN_BATCHES, BATCH_IN_ROLLING,
+                                current_batch=batch))
     return Outcome(q, event=_event("BatchInRolling",
                                    f"batches changed: batch {batch} rolls again"))
 
@@ -548,7 +634,8 @@ def _target_ready(obs: Observed, p: Progress) -> bool:
 
 
 def _shrink_others(obs: Observed, p: Progress) -> Outcome:
-    q = _move(obs, p, ROLLING_IN_BATCHES, BATCH_VERIFYING)
+    # The new pods are Ready: the wait for the old ones to go gets a deadline of its own.
+    q = _clock_batch(obs, _move(obs, p, ROLLING_IN_BATCHES, BATCH_VERIFYING))
     cuts = tuple(others_scale_down(obs, p))
     text = ", ".join(f"{a.name} to {a.replicas}" for a in cuts if isinstance(a, ScaleWorkload))
     message = f"batch {p.current_batch} ready" + (f"; scaling {text}" if text else "")
@@ -603,15 +690,45 @@ def _abandon(obs: Observed, p: Progress) -> Outcome:
 
 
 def _resume(obs: Observed, p: Progress) -> Outcome:
-    q = _move(obs, p, ROLLING_IN_BATCHES, BATCH_INITIALIZING)
+    q = _move(obs, _clear_stall(p), ROLLING_IN_BATCHES, BATCH_INITIALIZING)
     q = _set_condition(q, Condition(CONDITION_VERIFIED, "True", "Verified"), obs.now)
     return Outcome(q, event=_event("RollingInBatches", f"resuming at batch {p.current_batch}"))
 
 
 def _restore_success(obs: Observed, p: Progress) -> Outcome:
-    q = _move(obs, p, ROLLOUT_SUCCEED, BATCH_READY)
+    q = _move(obs, _clear_stall(p), ROLLOUT_SUCCEED, BATCH_READY)
     q = _set_condition(q, Condition(CONDITION_VERIFIED, "True", "Verified"), obs.now)
     return Outcome(q, event=_event("RolloutSucceed", "spec is valid again; nothing to roll"))
+
+
+def _clock_batch(obs: Observed, p: Progress) -> Progress:
+    """The batch starts rolling now, under the deadline in force."""
+    return replace(p, batch_started=obs.now, deadline_seconds=obs.deadline_seconds)
+
+
+def _clock_missing(obs: Observed, p: Progress) -> bool:
+    # A status written before the clock existed, or a deadline changed by a restart
+    # with another --progress-deadline: the batch's clock is (re)set from now on.
+    return (not p.batch_started and bool(obs.now)) or p.deadline_seconds != obs.deadline_seconds
+
+
+def _restart_clock(obs: Observed, p: Progress) -> Outcome:
+    started = p.batch_started or obs.now
+    return Outcome(replace(p, batch_started=started, deadline_seconds=obs.deadline_seconds))
+
+
+def _deadline_exceeded(obs: Observed, p: Progress) -> Outcome:
+    why = stall_message(obs, p)
+    q = _move(obs, p, ROLLOUT_FAILED)
+    q = _set_condition(q, Condition(CONDITION_PROGRESSING, "False", REASON_DEADLINE, why),
+                       obs.now)
+    return Outcome(q, event=_event(REASON_DEADLINE, why, "Warning"))
+
+
+def _clear_stall(p: Progress) -> Progress:
+    """A retry starts with a clean slate: the missed deadline belongs to the failed try."""
+    return replace(p, conditions=tuple(c for c in p.conditions
+                                       if c.type != CONDITION_PROGRESSING))
 
 
 def _fixed(obs: Observed, p: Progress) -> bool:
@@ -648,6 +765,9 @@ TRANSITIONS: tuple[Transition, ...] = (
                _begin_batches),
     Transition("batch-rolling", frozenset({ROLLING_IN_BATCHES}),
                frozenset({BATCH_INITIALIZING}), _always, _batch_rolling),
+    # The batch's clock, when a status lacks it (or the deadline in force changed).
+    Transition("batch-clock", frozenset({ROLLING_IN_BATCHES}), WAITING, _clock_missing,
+               _restart_clock),
     Transition("change-target", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_IN_ROLLING}),
                target_needs_change, _change_target),
     Transition("shrink-others", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_IN_ROLLING}),
@@ -660,6 +780,10 @@ TRANSITIONS: tuple[Transition, ...] = (
                lambda o, p: bool(others_scale_down(o, p)), _shrink_others),
     Transition("batch-verified", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_VERIFYING}),
                _batch_verified, _finalize_batch),
+    # Nothing left to do but wait for pods, and the batch has waited too long: fail the
+    # run, touching no workload (no automatic rollback; a new generation retries).
+    Transition("progress-deadline", frozenset({ROLLING_IN_BATCHES}), WAITING, deadline_passed,
+               _deadline_exceeded),
     Transition("batch-ready", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_FINALIZING}),
                _always, _batch_ready),
     Transition("next-batch", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_READY}),
@@ -718,7 +842,7 @@ def decide(obs: Observed) -> Decision:
         if out.actions:
             workload_actions.extend(out.actions)
             break
-        if t.name == "verification-failed":
+        if t.name in ("verification-failed", "progress-deadline"):
             break
     p = with_counts(obs, p)
     # Status first: it records the intent (the batch being rolled) before any workload
@@ -727,4 +851,4 @@ def decide(obs: Observed) -> Decision:
     actions: list[Action] = [UpdateStatus(p)] if p != obs.progress else []
     actions.extend(workload_actions)
     actions.extend(events)
-    return Decision(tuple(actions), p, tuple(steps))
+    return Decision(tuple(actions), p, tuple(steps), deadline_wake(obs, p))

@@ -33,6 +33,8 @@ from webhook.controller.api import (
     KubeApi,
     Resource,
 )
+from webhook.controller.health import HealthFacts
+from webhook.controller.metrics import ControllerMetrics
 from webhook.controller.reconcile import ANNOTATION_ROLLED_BY, Reconciler
 from webhook.errors import OamRolloutError
 from webhook.labels import APP_KIND, LABEL_APP_NAME, LABEL_COMPONENT, LABEL_CONTROLLER_COMPONENT
@@ -54,6 +56,7 @@ class WorkQueue:
         self._dirty: set[Key] = set()
         self._later: list[tuple[float, Key]] = []
         self._failures: dict[Key, int] = {}
+        self._wakes: dict[Key, float] = {}  # key: when its pending wake-up falls due
         self._closed = False
 
     def add(self, key: Key) -> None:
@@ -68,6 +71,21 @@ class WorkQueue:
     def add_after(self, key: Key, delay: float) -> None:
         with self._cond:
             heapq.heappush(self._later, (time.monotonic() + delay, key))
+            self._cond.notify()
+
+    def wake_after(self, key: Key, delay: float) -> None:
+        """Reconcile ``key`` again after ``delay`` seconds (a deadline falls due then).
+
+        Each reconcile of a waiting batch asks again for the same moment, so a key keeps
+        one pending wake-up: an earlier one is enough, as that reconcile asks anew.
+        """
+        with self._cond:
+            due = time.monotonic() + delay
+            pending = self._wakes.get(key)
+            if pending is not None and pending <= due:
+                return
+            self._wakes[key] = due
+            heapq.heappush(self._later, (due, key))
             self._cond.notify()
 
     def retry(self, key: Key, immediate: bool = False) -> None:
@@ -91,7 +109,9 @@ class WorkQueue:
                     return None
                 now = time.monotonic()
                 while self._later and self._later[0][0] <= now:
-                    _, key = heapq.heappop(self._later)
+                    due, key = heapq.heappop(self._later)
+                    if self._wakes.get(key) == due:
+                        del self._wakes[key]
                     if key in self._active:
                         self._dirty.add(key)
                     elif key not in self._queued:
@@ -184,6 +204,8 @@ class Watcher:
     resync_seconds: int = 300
     on_event: Callable[[Resource, str, Mapping[str, Any]], None] | None = None
     own_write: Callable[[str], bool] | None = None
+    # Set once the first list has been queued: the controller has seen everything.
+    synced: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         failures = 0
@@ -193,7 +215,9 @@ class Watcher:
                 failures = 0
             except ApiError as exc:
                 if exc.status == 404:
-                    # The kind is not installed (e.g. no CloneSet CRD): look again later.
+                    # The kind is not installed (e.g. no CloneSet CRD): nothing to sync
+                    # now, so it does not hold readiness back; look again later.
+                    self.synced.set()
                     self.stop.wait(30)
                     continue
                 failures += 1
@@ -211,6 +235,7 @@ class Watcher:
         listing = self.api.request("GET", path, query=query)
         for obj in listing.get("items") or []:
             self._enqueue("SYNC", obj)
+        self.synced.set()
         version = str((listing.get("metadata") or {}).get("resourceVersion", ""))
         # The server ends a watch after the timeout; listing again is the resync.
         timeout = max(5, int(self.resync_seconds * random.uniform(0.8, 1.0)))
@@ -263,12 +288,14 @@ class LeaderElector:
     clock: Callable[[], float] = time.monotonic
     _observed: tuple[str, str] = ("", "")
     _observed_at: float = 0.0
+    last_attempt: float | None = None  # clock() of the last try, for the liveness probe
 
     def _path(self) -> str:
         return LEASES.path(self.namespace, self.name)
 
     def try_acquire_or_renew(self) -> bool:
         now = self.clock()
+        self.last_attempt = now
         lease = self.api.get(self._path())
         spec_new = {
             "holderIdentity": self.identity,
@@ -367,17 +394,30 @@ class ControllerLoop:
     queue: WorkQueue = field(default_factory=WorkQueue)
     lost_lease: Callable[[], None] = field(default=lambda: os._exit(3))
     threads: list[threading.Thread] = field(default_factory=list)
+    metrics: ControllerMetrics | None = None
+    clock: Callable[[], float] = time.monotonic
+    role: str = "starting"  # follower (waiting for the lease), leader, stopping
+    watchers: list[Watcher] = field(default_factory=list)
+    _busy: dict[str, tuple[str, float]] = field(default_factory=dict)
+    _busy_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> bool:
         """Start watching and working; with an elector, only once the lease is ours."""
+        if self.metrics is not None:
+            self.metrics.watch_queue(lambda: len(self.queue))
         elector = self.elector
         if elector is not None:
+            self.role = "follower"
             if not elector.acquire(self.stop):
                 return False
             self._spawn(lambda: elector.keep(self.stop, self.lost_lease), "lease")
+        self.role = "leader"
+        if self.metrics is not None:
+            self.metrics.set_leader(True)
         for resource in WATCHED:
             watcher = Watcher(self.api, resource, self.queue, self.namespace, self.stop,
                               self.resync_seconds, self.on_event, self.reconciler.wrote)
+            self.watchers.append(watcher)
             self._spawn(watcher.run, f"watch-{resource.plural}")
         for i in range(self.workers):
             self._spawn(self._work, f"worker-{i}")
@@ -388,16 +428,41 @@ class ControllerLoop:
         thread.start()
         self.threads.append(thread)
 
+    def health_facts(self) -> HealthFacts:
+        """What the health endpoint judges: threads, busy workers, watches, the lease."""
+        elector = self.elector
+        with self._busy_lock:
+            busy = dict(self._busy)
+        return HealthFacts(
+            now=self.clock(),
+            role="stopping" if self.stop.is_set() else self.role,
+            busy=busy,
+            dead_threads=() if self.stop.is_set() else tuple(
+                t.name for t in self.threads if not t.is_alive()),
+            unsynced_watches=tuple(w.resource.plural for w in self.watchers
+                                   if not w.synced.is_set()),
+            lease_tried=elector.last_attempt if elector is not None else None,
+            lease_patience=(3 * elector.lease_seconds + elector.retry_seconds + 10
+                            if elector is not None else 60.0),
+        )
+
     def _work(self) -> None:
+        worker = threading.current_thread().name
         while True:
             key = self.queue.get()
             if key is None:
                 return
+            began = self.clock()
+            with self._busy_lock:
+                self._busy[worker] = (f"{key[0]} {key[1]}/{key[2]}", began)
+            result = "error"
             try:
                 self.process(key)
                 self.queue.forget(key)
+                result = "success"
             except ApiError as exc:
                 log.info("%s %s/%s: %s; retrying", *key, exc)
+                result = "conflict" if exc.conflict else "error"
                 self.queue.retry(key, immediate=exc.conflict)
             except OamRolloutError as exc:  # e.g. a template that cannot render: no traceback
                 log.warning("%s %s/%s: %s; retrying", *key, exc)
@@ -406,14 +471,20 @@ class ControllerLoop:
                 log.exception("%s %s/%s failed; retrying", *key)
                 self.queue.retry(key)
             finally:
+                with self._busy_lock:
+                    self._busy.pop(worker, None)
+                if self.metrics is not None:
+                    self.metrics.observe_reconcile(key[0], result, self.clock() - began)
                 self.queue.done(key)
 
     def process(self, key: Key) -> None:
         kind, namespace, name = key
         if kind == "app":
             self.reconciler.application(namespace, name)
-        else:
-            self.reconciler.rollout(namespace, name)
+            return
+        wake = self.reconciler.rollout(namespace, name)
+        if wake is not None:
+            self.queue.wake_after(key, wake)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         self.stop.set()
@@ -425,3 +496,5 @@ class ControllerLoop:
             self.reconciler.events.close()
         if self.elector is not None:
             self.elector.release()
+        if self.metrics is not None:
+            self.metrics.set_leader(False)

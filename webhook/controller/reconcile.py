@@ -44,12 +44,14 @@ from webhook.controller.batches import (
     WorkloadKind,
     decide,
 )
+from webhook.controller.metrics import ControllerMetrics
 from webhook.controller.views import (
     application_status,
     event_body,
     kind_of,
     plan_from,
     progress_from,
+    rollout_failure,
     service_health,
     status_from,
     workload_from,
@@ -117,6 +119,9 @@ class Reconciler:
     renderer: Renderer
     now: Callable[[], str] = utc_now
     events: EventRecorder | None = None
+    # Seconds a batch may take to get Ready (0: no deadline); see batches.deadline_passed.
+    progress_deadline: int = 0
+    metrics: ControllerMetrics | None = None
     # resourceVersions of our own Rollout status writes: their watch events need no reconcile.
     own_writes: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=4096))
@@ -142,31 +147,40 @@ class Reconciler:
         app, errs = parse_application(raw)
         errors = [str(e) for e in errs]
         services: list[dict[str, Any]] = []
+        failures: list[tuple[str, str, str]] = []
         if app is not None and not errors:
             try:
-                services = self._apply_components(app)
+                services, failures = self._apply_components(app)
             except OamRolloutError as exc:
                 if isinstance(exc, ApiError) and exc.status in (0, 409, 429, 500, 503):
                     raise  # transient: retried by the loop
                 errors.append(str(exc))
-        self._write_app_status(raw, services, errors)
+        self._write_app_status(raw, services, errors, failures)
 
-    def _apply_components(self, app: Application) -> list[dict[str, Any]]:
+    def _apply_components(self, app: Application
+                          ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+        """Apply every component; its service entry, and (component, reason, message)
+        for each whose Rollout failed."""
         observed = self._revisions_of(app)
         resolved, errs = resolve_revisions(app, observed)
         if errs:
             raise OamRolloutError("; ".join(str(e) for e in errs))
         resolved = self._prefer_annotated_names(app, resolved, observed.revisions)
         services = []
+        failures = []
         for component in app.components:
             rev = resolved[component.name]
             if rev.is_new or observed.revision_named(rev.name) is None:
                 self._create_revision(app, component, rev)
             if component.rollout_trait() is not None:
-                services.append(self._apply_rollout(app, component, rev))
+                live = self._apply_rollout(app, component, rev)
+                services.append(service_health(component.name, live, None))
+                failure = rollout_failure(live)
+                if failure is not None:
+                    failures.append((component.name, *failure))
             else:
                 services.append(self._apply_plain(app, component, rev))
-        return services
+        return services, failures
 
     def _revisions_of(self, app: Application) -> ObservedState:
         """The ControllerRevisions of the app's components (not the whole namespace's:
@@ -208,12 +222,13 @@ class Reconciler:
 
     def _apply_rollout(self, app: Application, component: Component,
                        rev: ResolvedRevision) -> dict[str, Any]:
+        """The component's Rollout, applied when it differs from the rendered one."""
         wanted = self.renderer.render_rollout(app, component,
                                               target_revision_name(component, rev))
         live = self.api.get(ROLLOUTS.path(app.namespace, component.name))
         if live is None or live.get("spec") != wanted.get("spec") or not _owned(live, wanted):
             live = self.api.apply(wanted)
-        return service_health(component.name, live, None)
+        return live
 
     def _apply_plain(self, app: Application, component: Component,
                      rev: ResolvedRevision) -> dict[str, Any]:
@@ -231,11 +246,11 @@ class Reconciler:
         return service_health(component.name, None, workload)
 
     def _write_app_status(self, raw: Mapping[str, Any], services: list[dict[str, Any]],
-                          errors: list[str]) -> None:
+                          errors: list[str], failures: list[tuple[str, str, str]]) -> None:
         meta = raw.get("metadata") or {}
         old = raw.get("status") or {}
         new = application_status(old, int(meta.get("generation") or 1), services, errors,
-                                 self.now())
+                                 self.now(), failures)
         if new == old:
             return
         body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": new}
@@ -244,13 +259,17 @@ class Reconciler:
 
     # ---- Rollout ------------------------------------------------------------------------
 
-    def rollout(self, namespace: str, name: str) -> None:
+    def rollout(self, namespace: str, name: str) -> float | None:
+        """Decide and act on one Rollout; the seconds after which to decide again even
+        if nothing changes (its batch's progress deadline), or None."""
         raw = self.api.get(ROLLOUTS.path(namespace, name))
         if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
-            return
+            if self.metrics is not None:
+                self.metrics.rollout_gone((namespace, name))
+            return None
         app_name = _owner_app(raw)
         if not app_name:
-            return  # an orphan: nothing to render workloads from
+            return None  # an orphan: nothing to render workloads from
         spec = raw.get("spec") or {}
         component_name = str(spec.get("componentName") or name)
         target = str(spec.get("targetRevisionName") or "")
@@ -262,7 +281,7 @@ class Reconciler:
         app_raw = app_read.result()
         app = parse_application(app_raw)[0] if app_raw is not None else None
         if app is None:
-            return
+            return None
         component = app.component(component_name)
         kind = kind_of(component.type if component else "")
         plan = plan_from(raw, kind)
@@ -271,14 +290,19 @@ class Reconciler:
             workloads = self._workloads(namespace, app.name, plan.component, kind)
         observed = Observed(plan, progress_from(raw.get("status") or {}),
                             tuple(workload_from(w) for w in workloads), known_read.result(),
-                            self.now())
+                            self.now(), self.progress_deadline)
         decision = decide(observed)
         for action in decision.actions:
             self._act(raw, app, plan.component, kind, action)
+        if self.metrics is not None:
+            wrote = any(not isinstance(a, UpdateStatus | EmitEvent) for a in decision.actions)
+            self.metrics.rollout_seen((namespace, name), decision.progress.rolling_state,
+                                      decision.steps, wrote)
         if decision.steps:
             log.info("rollout %s/%s: %s -> %s/%s batch %d", namespace, name,
                      ",".join(decision.steps), decision.progress.rolling_state,
                      decision.progress.batch_state, decision.progress.current_batch)
+        return decision.wake_after
 
     def _revision_exists(self, namespace: str, name: str) -> bool:
         """ControllerRevisions are immutable and only go with their Application, so one

@@ -7,9 +7,18 @@ to lines of text. It must not do I/O, and must not guess: anything missing print
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from webhook.controller.batches import CONDITION_COMPLETE, WorkloadKind
+from webhook.controller.batches import (
+    CONDITION_COMPLETE,
+    CONDITION_PROGRESSING,
+    REASON_DEADLINE,
+    Progress,
+    WorkloadKind,
+    parse_time,
+    waiting_on_batch,
+)
 from webhook.controller.views import plan_from, progress_from
 from webhook.labels import BATCH_READY, ROLLOUT_FAILED, ROLLOUT_SUCCEED
 
@@ -48,10 +57,31 @@ def batch_lines(rollout: Mapping[str, Any]) -> list[str]:
             state = f"held by batchPartition {plan.partition}"
         elif i == p.current_batch and p.rolling_state not in ("", ROLLOUT_FAILED):
             state = p.batch_state or "rolling"
+        elif i == p.current_batch and missed_deadline(p):
+            state = "failed: not Ready within the progress deadline"
         else:
             state = "pending"
         lines.append(f"    batch {i}  {bar(done, replicas)}  {done}/{replicas}  {state}")
     return lines
+
+
+def missed_deadline(p: Progress) -> bool:
+    cond = p.condition(CONDITION_PROGRESSING)
+    return (p.rolling_state == ROLLOUT_FAILED and cond is not None
+            and cond.reason == REASON_DEADLINE)
+
+
+def deadline_line(p: Progress) -> str | None:
+    """When the batch being waited on began, and by when it must be Ready."""
+    start = parse_time(p.batch_started)
+    if not waiting_on_batch(p) or start is None:
+        return None
+    began = start.strftime("%H:%M:%SZ")
+    if p.deadline_seconds <= 0:
+        return f"    batch {p.current_batch} rolling since {began}, no progress deadline"
+    due = (start + timedelta(seconds=p.deadline_seconds)).strftime("%H:%M:%SZ")
+    return (f"    batch {p.current_batch} rolling since {began}, must be Ready by {due} "
+            f"(progress deadline {p.deadline_seconds}s)")
 
 
 def _cell(value: Any) -> str:
@@ -89,6 +119,9 @@ def format_status(app: Mapping[str, Any], rollouts: Mapping[str, Mapping[str, An
                    f"{p.current_batch}  replicas {p.original_size} -> {p.target_size}  "
                    f"upgraded {p.upgraded}  ready {p.upgraded_ready}")
         out.extend(batch_lines(rollout))
+        deadline = deadline_line(p)
+        if deadline is not None:
+            out.append(deadline)
         for cond in p.conditions:
             # RolloutComplete=False is just "in progress"; other False conditions are problems.
             if cond.type != CONDITION_COMPLETE and cond.status == "False" and cond.message:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from webhook.controller.batches import (
+    CONDITION_COMPLETE,
     Condition,
     EmitEvent,
     Plan,
@@ -81,6 +82,8 @@ def progress_from(status: Mapping[str, Any]) -> Progress:
         upgraded_ready=_int(status.get("upgradedReadyReplicas")),
         observed_generation=_int(status.get("observedGeneration")),
         conditions=conditions,
+        batch_started=_str(status.get("batchStartTime")),
+        deadline_seconds=_int(status.get("progressDeadlineSeconds")),
     )
 
 
@@ -111,6 +114,8 @@ def status_from(p: Progress) -> dict[str, Any]:
                          "message": c.message, "lastTransitionTime": c.last_transition_time})
             for c in p.conditions
         ],
+        "batchStartTime": _none_if_empty(p.batch_started),
+        "progressDeadlineSeconds": p.deadline_seconds or None,
     }
 
 
@@ -159,6 +164,19 @@ def event_body(involved: Mapping[str, Any], event: EmitEvent, now: str) -> dict[
     }
 
 
+def rollout_failure(rollout: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) of a failed Rollout: the condition that failed it, not the
+    RolloutComplete=False every unfinished run carries."""
+    status = _map(rollout.get("status"))
+    if _str(status.get("rollingState")) != ROLLOUT_FAILED:
+        return None
+    failed = [_map(c) for c in status.get("conditions") or []
+              if _map(c).get("status") == "False"]
+    failed.sort(key=lambda c: c.get("type") == CONDITION_COMPLETE)
+    cond = failed[0] if failed else {}
+    return _str(cond.get("reason")) or "RolloutFailed", _str(cond.get("message"))
+
+
 def service_health(component: str, rollout: Mapping[str, Any] | None,
                    workload: Mapping[str, Any] | None) -> dict[str, Any]:
     """One entry of Application status.services: healthy when the current batch is ready."""
@@ -166,10 +184,10 @@ def service_health(component: str, rollout: Mapping[str, Any] | None,
         status = _map(rollout.get("status"))
         state = _str(status.get("rollingState"))
         batch = _str(status.get("batchRollingState"))
-        if state == ROLLOUT_FAILED:
-            cond = next((c for c in status.get("conditions") or []
-                         if isinstance(c, Mapping) and c.get("status") == "False"), {})
-            message = f"rollout failed: {_str(_map(cond).get('message'))}".rstrip(": ")
+        failure = rollout_failure(rollout)
+        if failure is not None:
+            reason, why = failure
+            message = f"rollout failed ({reason}): {why}" if why else f"rollout failed ({reason})"
             return {"name": component, "healthy": False, "message": message}
         if batch == BATCH_READY:
             return {"name": component, "healthy": True, "message": ""}
@@ -188,11 +206,22 @@ def service_health(component: str, rollout: Mapping[str, Any] | None,
 
 def application_status(old: Mapping[str, Any], generation: int,
                        services: Sequence[Mapping[str, Any]], errors: Sequence[str],
-                       now: str) -> dict[str, Any]:
-    """Application status: phase, services and one Ready condition (its time kept if unchanged)."""
+                       now: str,
+                       failures: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
+    """Application status: phase, services and one Ready condition (its time kept if unchanged).
+
+    ``failures`` are (component, reason, message) of failed Rollouts: the Ready condition
+    then carries the first one's reason (e.g. ProgressDeadlineExceeded) and names every
+    one, so ``kubectl get app -o yaml`` says why the app is not ready.
+    """
     ok = not errors
     reason = "Reconciled" if ok else "ReconcileFailed"
     message = "" if ok else "; ".join(errors)
+    if ok and failures:
+        reason = failures[0][1]
+        message = "; ".join(f"rollout of {comp} failed: {why}" if why
+                            else f"rollout of {comp} failed ({why_reason})"
+                            for comp, why_reason, why in failures)
     cond_status = "True" if ok and all(s.get("healthy") for s in services) else "False"
     old_cond = next((c for c in old.get("conditions") or []
                      if isinstance(c, Mapping) and c.get("type") == "Ready"), None)

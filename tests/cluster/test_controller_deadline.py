@@ -1,0 +1,147 @@
+"""A batch whose pods never get Ready fails the rollout at the progress deadline.
+
+The session controller hands its Lease to one started with ``--progress-deadline 3`` for
+this test, and takes it back afterwards. The product's pod templates carry no pod
+annotations (components only pass image, command, env, ports and resources through), so
+the broken release is stood in for by the target revision's Deployment created ahead of
+the upgrade, its pod template carrying the simulated kubelet's never-ready annotation.
+The controller adopts an existing target Deployment as it does after a crash, so what it
+rolls is exactly a revision whose pods start but never get Ready.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.cluster.test_controller_resilience import application, wait_settled
+from tests.fixtures.controller import ControllerProcess
+from webhook.testing.cluster import LocalCluster
+from webhook.testing.kubelet import NEVER_READY
+
+pytestmark = pytest.mark.cluster
+
+DEADLINE = 6
+
+
+@pytest.fixture
+def deadline_controller(cluster: LocalCluster,
+                        controller_process: ControllerProcess) -> Iterator[ControllerProcess]:
+    """The session controller swapped for one with a short progress deadline."""
+    controller_process.stop()  # SIGTERM: it hands the Lease back at once
+    short = ControllerProcess(cluster.kubeconfig, "deadline-controller",
+                              extra_args=("--progress-deadline", str(DEADLINE)))
+    try:
+        short.start()
+        yield short
+    finally:
+        short.cleanup()
+        controller_process.start()
+
+
+def never_ready_deployment(namespace: str, revision: str) -> dict[str, Any]:
+    pod_labels = {"app.oam.dev/component": "api", "app.oam.dev/revision": revision}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": revision, "namespace": namespace, "labels": {
+            **pod_labels, "app.oam.dev/name": "resilient", "workload.oam.dev/type": "webservice"}},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": pod_labels},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": {NEVER_READY: "true"}},
+                "spec": {"containers": [{"name": "api", "image": "stefanprodan/podinfo:5.0.2"}]},
+            },
+        },
+    }
+
+
+def get(kubectl: Any, *args: str) -> Any:
+    return json.loads(kubectl("get", *args, "-o", "json").stdout)
+
+
+def wait_rolling_state(kubectl: Any, namespace: str, state: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    rollout: Any = {}
+    while time.monotonic() < deadline:
+        rollout = get(kubectl, "rollout", "api", "-n", namespace)
+        if (rollout.get("status") or {}).get("rollingState") == state:
+            return rollout
+        time.sleep(0.2)
+    dbg = get(kubectl, "deploy,rs,pods", "-n", namespace)
+    raise TimeoutError(f"rollout api not {state}: {rollout.get('status')} " + json.dumps(
+        [(i["kind"], i["metadata"]["name"], i["metadata"].get("annotations"),
+          i["metadata"].get("managedFields") and [m["manager"] for m in i["metadata"]["managedFields"]],
+          i["spec"].get("template", {}).get("metadata")) for i in dbg["items"]]))
+
+
+def workloads(kubectl: Any, namespace: str) -> dict[str, tuple[int, int]]:
+    """Deployment name -> (spec.replicas, metadata.generation): what a write would change."""
+    return {d["metadata"]["name"]: (d["spec"]["replicas"], d["metadata"]["generation"])
+            for d in get(kubectl, "deploy", "-n", namespace)["items"]}
+
+
+def test_a_batch_never_ready_fails_at_the_deadline_touches_nothing_and_a_new_spec_recovers(
+    cluster: LocalCluster, deadline_controller: ControllerProcess, kubectl: Any, namespace: str,
+) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+    wait_settled(kubectl, namespace, 1)
+    kubectl("apply", "-f", "-", input=json.dumps(never_ready_deployment(namespace, "api-v2")))
+    kubectl("apply", "-n", namespace, "-f", "-", input=application(2, [3, 3]))
+    began = time.monotonic()
+    rollout = wait_rolling_state(kubectl, namespace, "rolloutFailed")
+    took = time.monotonic() - began
+    status = rollout["status"]
+    progressing = [c for c in status["conditions"] if c["type"] == "Progressing"]
+    message = ("batch 0 (3 replicas, 1 of 2) not Ready within the progress deadline of 6s: "
+               "0/3 pods of api-v2 Ready")
+    assert [(c["status"], c["reason"], c["message"]) for c in progressing] == [
+        ("False", "ProgressDeadlineExceeded", message)]
+    assert (status["batchRollingState"], status["currentBatch"],
+            status["progressDeadlineSeconds"]) == ("batchInRolling", 0, DEADLINE)
+    assert DEADLINE < took < DEADLINE + 15  # never early; late by a reconcile at most
+    # No automatic rollback: the old pods keep serving, the new ones stay where they were.
+    failed_at = workloads(kubectl, namespace)
+    assert {k: v[0] for k, v in failed_at.items()} == {"api-v1": 6, "api-v2": 3}
+    events = get(kubectl, "events", "-n", namespace,
+                 "--field-selector", "involvedObject.name=api,reason=ProgressDeadlineExceeded")
+    assert [(e["type"], e["message"]) for e in events["items"]] == [("Warning", message)]
+
+    # The Application says why, in `kubectl get app` and in its Ready condition.
+    deadline = time.monotonic() + 30
+    row: list[str] = []
+    while time.monotonic() < deadline and "false" not in row:
+        time.sleep(0.2)
+        row = kubectl("get", "app", "resilient", "-n", namespace, "--no-headers").stdout.split()
+    assert row[:5] == ["resilient", "api", "webservice", "running", "false"]
+    assert " ".join(row[5:-1]) == f"rollout failed (ProgressDeadlineExceeded): {message}"
+    ready = next(c for c in get(kubectl, "app", "resilient", "-n", namespace)["status"][
+        "conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False", "ProgressDeadlineExceeded", f"rollout of api failed: {message}")
+
+    # `oam-rollout status` shows the failed batch and the reason.
+    out = subprocess.run([sys.executable, "-m", "webhook", "status", "resilient", "-n",
+                          namespace, "--kubeconfig", str(cluster.kubeconfig)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[5:] == [
+        "    batch 0  [....................]  0/3  failed: not Ready within the progress deadline",
+        "    batch 1  [....................]  0/3  pending",
+        f"    Progressing: ProgressDeadlineExceeded: {message}",
+    ]
+    time.sleep(1.5)  # the controller stays put: no write to any workload after the failure
+    assert workloads(kubectl, namespace) == failed_at
+
+    # A new spec generation (a fixed release) retries and finishes; the stuck pods go.
+    kubectl("apply", "-n", namespace, "-f", "-", input=application(3, [3, 3]))
+    wait_settled(kubectl, namespace, 3)
+    rollout = get(kubectl, "rollout", "api", "-n", namespace)
+    assert [c["type"] for c in rollout["status"]["conditions"]
+            if c["type"] == "Progressing"] == []
+    assert {k: v[0] for k, v in workloads(kubectl, namespace).items()} == {"api-v3": 6}
