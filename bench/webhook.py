@@ -257,9 +257,13 @@ def wait_ready(port: int, ca: str, path: str, process: subprocess.Popen[bytes]) 
 
 def drive(
     args: tuple[int, str, list[tuple[str, str, bytes]], int, float, int],
-) -> list[tuple[str, float]]:
-    """One keep-alive connection: send the corpus round-robin; (label, seconds) per request."""
+) -> tuple[list[tuple[str, float]], float]:
+    """One keep-alive connection: send the corpus round-robin.
+
+    Returns (label, seconds) per request and the CPU seconds this client spent.
+    """
     port, ca, items, count, seconds, offset = args
+    cpu_started = time.process_time()
     context = ssl.create_default_context(cafile=ca)
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
     out: list[tuple[str, float]] = []
@@ -276,12 +280,11 @@ def drive(
         if time.monotonic() > deadline:
             break
     conn.close()
-    return out
+    return out, time.process_time() - cpu_started
 
 
-def rss_kib(pid: int) -> int:
-    """RSS of a process and its children (gunicorn master + workers), KiB."""
-    total = 0
+def tree_pids(pid: int) -> list[int]:
+    """A process and its children (gunicorn master + workers)."""
     pids = [pid]
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -291,7 +294,25 @@ def rss_kib(pid: int) -> int:
                 continue
             if int(fields[1]) == pid:
                 pids.append(int(entry))
-    for p in pids:
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far."""
+    ticks = 0
+    for p in tree_pids(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    """RSS of a process and its children (gunicorn master + workers), KiB."""
+    total = 0
+    for p in tree_pids(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -312,15 +333,22 @@ def measure(name: str, port: int, ca: str, pid: int, opts: argparse.Namespace) -
     # Warm-up: every corpus entry a few times (templates, connection pools).
     drive((port, ca, items, len(items) * 3, 10.0, 0))
     started = time.perf_counter()
+    server_cpu = cpu_seconds(pid)
     # In a child process too: the driver must not share a GIL with anything measured.
     with multiprocessing.Pool(1) as pool:
-        sequential = pool.map(drive, [(port, ca, items, opts.requests, opts.seconds, 0)])[0]
+        sequential, client_cpu = pool.map(
+            drive, [(port, ca, items, opts.requests, opts.seconds, 0)]
+        )[0]
     seq_elapsed = time.perf_counter() - started
     jobs = [(port, ca, items, opts.requests, opts.seconds, i) for i in range(opts.clients)]
     started = time.perf_counter()
     with multiprocessing.Pool(opts.clients) as pool:
-        parallel = [r for chunk in pool.map(drive, jobs) for r in chunk]
+        chunks = pool.map(drive, jobs)
     par_elapsed = time.perf_counter() - started
+    server_cpu = cpu_seconds(pid) - server_cpu
+    parallel = [r for chunk, _ in chunks for r in chunk]
+    client_cpu += sum(cpu for _, cpu in chunks)
+    total = len(sequential) + len(parallel)
     validate = [s for label, s in sequential if label.startswith("validate")]
     return {
         "name": name,
@@ -331,8 +359,11 @@ def measure(name: str, port: int, ca: str, pid: int, opts: argparse.Namespace) -
         "seq_rps": len(sequential) / seq_elapsed,
         "rps": len(parallel) / par_elapsed,
         "loaded_p99": percentile([s for _, s in parallel], 0.99) * 1000,
-        "requests": len(sequential) + len(parallel),
+        "requests": total,
         "rss_mib": rss_kib(pid) / 1024,
+        # CPU per request hardly depends on what else runs on the machine; rates do.
+        "server_cpu_ms": server_cpu / total * 1000,
+        "client_cpu_ms": client_cpu / total * 1000,
     }
 
 
@@ -380,12 +411,15 @@ def report(
         "p99 load",
         "RSS MiB",
         "requests",
+        "cpu ms/r",
+        "client",
     )
     print(f"{'server':<12}" + "".join(f" {c:>9}" for c in columns))
     for r in results:
         figures = (
             f"{r['p50']:.2f}", f"{r['p99']:.2f}", f"{r['validate_p99']:.2f}", f"{r['seq_rps']:.0f}",
             f"{r['rps']:.0f}", f"{r['loaded_p99']:.2f}", f"{r['rss_mib']:.1f}", str(r["requests"]),
+            f"{r['server_cpu_ms']:.3f}", f"{r['client_cpu_ms']:.3f}",
         )  # fmt: skip
         print(f"{r['name']:<12}" + "".join(f" {f:>9}" for f in figures))
     inside = ours.get("server", {})
@@ -395,10 +429,15 @@ def report(
             f"validate p50 {inside['validate_p50']:.2f} ms, p99 {inside['validate_p99']:.2f} ms; "
             f"mutate p50 {inside['mutate_p50']:.2f} ms, p99 {inside['mutate_p99']:.2f} ms"
         )
-    ratio = {k: ours[k] / base[k] for k in ("p50", "p99", "rps", "rss_mib")}
+    ratio = {k: ours[k] / base[k] for k in ("p50", "p99", "rps", "rss_mib", "server_cpu_ms")}
     print(
         f"ratios ours/baseline: p50 {ratio['p50']:.2f}x, p99 {ratio['p99']:.2f}x, "
-        f"throughput {ratio['rps']:.2f}x, RSS {ratio['rss_mib']:.2f}x"
+        f"throughput {ratio['rps']:.2f}x, RSS {ratio['rss_mib']:.2f}x, "
+        f"server CPU per request {ratio['server_cpu_ms']:.2f}x"
+    )
+    print(
+        "cpu ms/r: server CPU (gunicorn master + workers) per request over both phases; "
+        "client: the bench's own CPU per request, on the same cores"
     )
     checks = [
         ("validate p99 <= 10 ms", ours["validate_p99"] <= 10.0, f"{ours['validate_p99']:.2f} ms"),

@@ -21,7 +21,7 @@ import jsonpatch
 
 from webhook.errors import ClusterReadError, FieldError, TemplateError, invalid
 from webhook.labels import ANNOTATION_REVISIONS, APP_KIND
-from webhook.model import Application, Component, parse_application
+from webhook.model import Application, Component, RolloutPlan, parse_application
 from webhook.paths import FieldPath
 from webhook.reviews import (
     BadReview,
@@ -129,19 +129,23 @@ def validate(request: ReviewRequest, read_state: StateReader, renderer: Renderer
         # finalizers, a user's labels) must never be blocked by them.
         return allowed(request, warnings)
     try:
+        # Static rules passed, so every rollout trait parses: no need to parse plans here.
         observed = read_state(
-            _namespace(request, app), app.name, rollouts=any(c.rollout() for c in app.components)
+            _namespace(request, app),
+            app.name,
+            rollouts=any(c.rollout_trait() is not None for c in app.components),
         )
     except ClusterReadError as exc:
         return _cluster_error(request, exc)
     resolved, errors = resolve_revisions(app, observed)
     if not errors:
         errors = validate_against_state(app, observed, resolved)
+    plans = {c.name: c.rollout() for c in app.components}
     if not errors:
-        errors = render_errors(app, resolved, renderer)
+        errors = render_errors(app, resolved, renderer, plans)
     if errors:
         return invalid_review(request, errors, warnings=warnings)
-    return allowed(request, warnings + suspicious(app, resolved))
+    return allowed(request, warnings + suspicious(app, resolved, plans))
 
 
 def component_path(index: int) -> FieldPath:
@@ -149,15 +153,21 @@ def component_path(index: int) -> FieldPath:
 
 
 def render_errors(
-    app: Application, resolved: Mapping[str, ResolvedRevision], renderer: Renderer
+    app: Application,
+    resolved: Mapping[str, ResolvedRevision],
+    renderer: Renderer,
+    plans: Mapping[str, RolloutPlan | None] | None = None,
 ) -> list[FieldError]:
-    """Render every object the change would apply; each template failure is a field error."""
+    """Render every object the change would apply; each template failure is a field error.
+
+    ``plans`` (component name -> parsed rollout plan) saves parsing them again.
+    """
     errors: list[FieldError] = []
     for index, component in enumerate(app.components):
         revision = resolved.get(component.name)
         if revision is None:
             continue
-        plan = component.rollout()
+        plan = plans[component.name] if plans is not None else component.rollout()
         try:
             renderer.render_revision(app, component, revision)
             if plan is not None:
@@ -172,11 +182,15 @@ def render_errors(
     return errors
 
 
-def suspicious(app: Application, resolved: Mapping[str, ResolvedRevision]) -> list[str]:
+def suspicious(
+    app: Application,
+    resolved: Mapping[str, ResolvedRevision],
+    plans: Mapping[str, RolloutPlan | None] | None = None,
+) -> list[str]:
     """Warnings for legal specs that probably do not do what their author wants."""
     out: list[str] = []
     for component in app.components:
-        plan = component.rollout()
+        plan = plans[component.name] if plans is not None else component.rollout()
         revision = resolved.get(component.name)
         if plan is None or revision is None:
             continue
@@ -203,6 +217,36 @@ def revisions_annotation(resolved: Mapping[str, ResolvedRevision]) -> str:
 
 def annotation_patch(obj: Mapping[str, Any], value: str) -> list[dict[str, Any]]:
     """The minimal JSONPatch that sets ANNOTATION_REVISIONS to ``value`` (empty if it is set)."""
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        annotations = metadata.get("annotations")
+        # The common shapes, written out: the same ops jsonpatch.make_patch finds by
+        # diffing deep copies, at a tenth of the cost.
+        if isinstance(annotations, dict):
+            current = annotations.get(ANNOTATION_REVISIONS, _ABSENT)
+            if current == value and isinstance(current, str):
+                return []
+            op = "add" if current is _ABSENT else "replace"
+            return [{"op": op, "path": _ANNOTATION_POINTER, "value": value}]
+        if "annotations" not in metadata:
+            return [
+                {
+                    "op": "add",
+                    "path": "/metadata/annotations",
+                    "value": {ANNOTATION_REVISIONS: value},
+                }
+            ]
+    return _diffed_annotation_patch(obj, value)
+
+
+_ABSENT = object()
+_ANNOTATION_POINTER = "/metadata/annotations/" + ANNOTATION_REVISIONS.replace("~", "~0").replace(
+    "/", "~1"
+)
+
+
+def _diffed_annotation_patch(obj: Mapping[str, Any], value: str) -> list[dict[str, Any]]:
+    """annotation_patch for odd shapes (no metadata object, annotations not an object)."""
     metadata = obj.get("metadata")
     before = {"metadata": metadata if isinstance(metadata, dict) else {}}
     after = copy.deepcopy(before)

@@ -6,11 +6,20 @@ compiled once with StrictUndefined, and the Renderer that builds the context for
 each object. Every value reaches YAML through the ``tojson`` filter, so no user
 string can inject YAML. It must not do I/O other than reading templates, and
 must not validate user input (callers validate first; see webhook.validation).
+
+Rendering is a pure function of (template, context): templates have no clock, no I/O
+and no randomness. So each Renderer remembers, in a bounded LRU, the objects the last
+few contexts rendered to (as JSON text, decoded afresh on every hit so callers never
+share or alias a cached object). Admission renders the same specs again and again
+(dry-run then apply, retries, the mutating and validating passes of one change), and
+Jinja2 plus the YAML parse of its output is most of the cost of a review.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +53,8 @@ _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 COMPONENTS_DIR = "components"
 TRAITS_DIR = "traits"
 REVISION_TEMPLATE = "controllerrevision" + TEMPLATE_SUFFIX
+# Rendered results remembered per Renderer; a few KiB each, so at most ~1-2 MiB.
+DEFAULT_CACHE_SIZE = 256
 
 
 def default_templates_dir() -> Path:
@@ -90,10 +101,18 @@ class Renderer:
 
     ``templates_dir`` adds (and overrides) templates on top of the built-in ones,
     so users can drop in their own component and trait types; ``builtin=False``
-    uses only ``templates_dir``.
+    uses only ``templates_dir``. ``cache_size`` bounds the memo of rendered
+    results (0 turns it off).
     """
 
-    def __init__(self, templates_dir: Path | None = None, *, builtin: bool = True) -> None:
+    def __init__(
+        self,
+        templates_dir: Path | None = None,
+        *,
+        builtin: bool = True,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        self._memo = RenderMemo(cache_size)
         dirs: list[Path] = []
         if templates_dir is not None:
             if not templates_dir.is_dir():
@@ -137,6 +156,17 @@ class Renderer:
     # -- the generic step ---------------------------------------------------
 
     def _render(self, name: str, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        key = self._memo.key(name, context)
+        if key is not None:
+            cached = self._memo.get(key)
+            if cached is not None:
+                return cached
+        docs = self._render_fresh(name, context)
+        if key is not None:
+            self._memo.put(key, docs)
+        return docs
+
+    def _render_fresh(self, name: str, context: Mapping[str, Any]) -> list[dict[str, Any]]:
         template = self._templates.get(name)
         if template is None:
             raise TemplateError(f"no template {name}")
@@ -345,6 +375,60 @@ class Renderer:
         if len(docs) != 1:
             raise TemplateError(f"template {name} must render exactly one object, got {len(docs)}")
         return docs[0]
+
+
+class RenderMemo:
+    """A thread-safe LRU of rendered objects, keyed by template name and canonical context.
+
+    Values are stored as JSON text and decoded on every hit: each caller gets objects of
+    its own. Contexts or results that JSON cannot carry exactly are simply not memoized.
+    Failed renders are never stored, so errors are always raised afresh.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, size)
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def key(self, name: str, context: Mapping[str, Any]) -> str | None:
+        if not self.size:
+            return None
+        try:
+            # Context values went through plain(): string keys, so sorted JSON is canonical
+            # and tells 1 from 1.0, true and "1" apart.
+            return name + "\n" + json.dumps(context, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return None
+
+    def get(self, key: str) -> list[dict[str, Any]] | None:
+        with self._lock:
+            text = self._entries.get(key)
+            if text is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        docs: list[dict[str, Any]] = json.loads(text)
+        return docs
+
+    def put(self, key: str, docs: list[dict[str, Any]]) -> None:
+        try:
+            text = json.dumps(docs, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return
+        # YAML can yield what JSON cannot carry (integer keys, dates): keep those uncached.
+        if json.loads(text) != docs:
+            return
+        with self._lock:
+            self._entries[key] = text
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def planned_replicas(

@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from flask import Flask, Response, request
@@ -94,6 +94,23 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Labelled children, looked up once: labels() validates and locks on every call.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def review_counter(self, webhook: str, operation: str, is_allowed: bool, code: int) -> Any:
+        key = ("reviews", webhook, operation, str(is_allowed).lower(), str(code))
+        child = self._children.get(key)
+        if child is None:
+            child = self._children.setdefault(key, self.reviews.labels(*key[1:]))
+        return child
+
+    def duration_histogram(self, webhook: str) -> Any:
+        key = ("duration", webhook)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children.setdefault(key, self.duration.labels(webhook))
+        return child
+
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
@@ -106,12 +123,14 @@ class Metrics:
     def layered_reader(self, cached: CachedReader, direct: StateReader) -> StateReader:
         """Answer from ``cached`` while it is live, else from ``direct`` (the API)."""
 
+        from_cache, from_api = self.state_reads.labels("cache"), self.state_reads.labels("api")
+
         def read(namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
             state = cached(namespace, name, rollouts=rollouts)
             if state is not None:
-                self.state_reads.labels("cache").inc()
+                from_cache.inc()
                 return state
-            self.state_reads.labels("api").inc()
+            from_api.inc()
             return direct(namespace, name, rollouts=rollouts)
 
         return read
@@ -136,11 +155,49 @@ def configure_logging() -> None:
     """Review lines go to stderr as bare JSON; other messages as one JSON line too."""
     for logger in (review_log, error_log, logging.getLogger("oam_rollout.tls")):
         if not logger.handlers:
-            handler = logging.StreamHandler(sys.stderr)
+            handler = ReviewLineHandler(sys.stderr)
             handler.setFormatter(JsonFormatter())
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
             logger.propagate = False
+
+
+class ReviewLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The review log's own handler; ``write_entry`` skips the LogRecord for plain entries."""
+
+    def write_entry(self, logger: logging.Logger, entry: dict[str, Any]) -> None:
+        # The line JsonFormatter would print for this entry, without building a LogRecord
+        # (a third of a review's logging cost), written under the handler's lock as emit is.
+        entry["ts"] = round(time.time(), 3)
+        entry["logger"] = logger.name
+        line = json.dumps(entry, default=str, separators=(",", ":")) + self.terminator
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.write(line)
+                self.stream.flush()
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": entry}))
+
+
+def log_review(entry: dict[str, Any]) -> None:
+    """One review line: straight to our handler when it is the only one, else via logging."""
+    handlers = review_log.handlers
+    if (
+        len(handlers) == 1
+        and type(handlers[0]) is ReviewLineHandler
+        and not review_log.propagate
+        and not review_log.filters
+        and review_log.isEnabledFor(logging.INFO)
+        and handlers[0].level <= logging.INFO
+        and not handlers[0].filters
+    ):
+        handlers[0].write_entry(review_log, entry)
+    elif review_log.isEnabledFor(logging.INFO):
+        # makeRecord + handle, not info(): the same record, without the caller lookup
+        # (a walk up the stack) that logging does for every message and we never print.
+        review_log.handle(
+            review_log.makeRecord(review_log.name, logging.INFO, __file__, 0, entry, (), None)
+        )
 
 
 class JsonFormatter(logging.Formatter):
@@ -161,8 +218,8 @@ def _plain_error(code: int, message: str) -> Response:
     return Response(body, status=code, mimetype="application/json")
 
 
-def _json(document: Mapping[str, Any]) -> Response:
-    return Response(json.dumps(document, separators=(",", ":")), mimetype="application/json")
+def _error_body(code: int, message: str) -> bytes:
+    return json.dumps({"code": code, "error": message}).encode()
 
 
 def create_app(
@@ -193,18 +250,23 @@ def create_app(
             shown = request.mimetype or "none"
             return _plain_error(415, f"Content-Type must be application/json, got {shown}")
         body = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+        status, payload = review_body(mode, body, started)
+        return Response(payload, status=status, mimetype="application/json")
+
+    def review_body(mode: Mode, body: bytes, started: float) -> tuple[int, bytes]:
+        """(HTTP status, JSON body) for one admission body of the right content type."""
         try:
             review_request = parse_review(json.loads(body))
         except (ValueError, RecursionError) as exc:
             counters.rejected.labels("400").inc()
             what = str(exc) if isinstance(exc, BadReview) else "the body is not valid JSON"
-            return _plain_error(400, f"not an AdmissionReview: {what}")
+            return 400, _error_body(400, f"not an AdmissionReview: {what}")
         decide = mutate if mode == "mutate" else validate
         try:
             response = decide(review_request, reader, renderer)
         except BadReview as exc:
             counters.rejected.labels("400").inc()
-            return _plain_error(400, f"not an AdmissionReview: {exc}")
+            return 400, _error_body(400, f"not an AdmissionReview: {exc}")
         except OamRolloutError as exc:
             error_log.exception(
                 {"level": "error", "msg": f"{mode} failed", "uid": review_request.uid}
@@ -224,18 +286,18 @@ def create_app(
                 review_request,
                 f"oam-rollout {mode} hit an internal error (incident {incident}, see its log)",
             )
-        elapsed = time.perf_counter() - started
-        record(mode, review_request, response, elapsed)
-        return _json(response)
+        payload = json.dumps(response, separators=(",", ":")).encode()
+        record(mode, review_request, response, time.perf_counter() - started)
+        return 200, payload
 
     def record(mode: Mode, req: ReviewRequest, review: Mapping[str, Any], elapsed: float) -> None:
         response = review["response"]
         is_allowed = bool(response.get("allowed"))
         code = int(response.get("status", {}).get("code", 200))
-        counters.reviews.labels(mode, req.operation, str(is_allowed).lower(), str(code)).inc()
-        counters.duration.labels(mode).observe(elapsed)
+        counters.review_counter(mode, req.operation, is_allowed, code).inc()
+        counters.duration_histogram(mode).observe(elapsed)
         namespace = req.namespace
-        review_log.info(
+        log_review(
             {
                 "webhook": mode,
                 "uid": req.uid,
@@ -273,4 +335,53 @@ def create_app(
     def metrics_endpoint() -> Response:
         return Response(counters.exposition(), content_type=CONTENT_TYPE_LATEST)
 
+    app.wsgi_app = admission_fast_path(app.wsgi_app, review_body, counters)  # type: ignore[method-assign,assignment]
     return app
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+ADMISSION_PATHS: dict[str, Mode] = {"/validate": "validate", "/mutate": "mutate"}
+
+
+def admission_fast_path(
+    flask_app: WSGIApp,
+    review_body: Callable[[Mode, bytes, float], tuple[int, bytes]],
+    counters: Metrics,
+) -> WSGIApp:
+    """Serve well-formed admission POSTs without Flask's request machinery.
+
+    Flask's routing, request context and Response cost as much CPU as a whole denial.
+    Only the plain case is taken here: POST to /validate or /mutate, a Content-Length
+    within the limit and a JSON content type. Anything else (other routes and methods,
+    chunked or oversized bodies, other content types) goes to Flask, which gives the
+    same answers and errors as before.
+    """
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        mode = ADMISSION_PATHS.get(environ.get("PATH_INFO", ""))
+        if mode is None or environ.get("REQUEST_METHOD") != "POST":
+            return flask_app(environ, start_response)
+        mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+        length_text = environ.get("CONTENT_LENGTH", "")
+        if mimetype not in JSON_TYPES or not length_text.isdigit():
+            return flask_app(environ, start_response)
+        length = int(length_text)
+        if length > MAX_BODY_BYTES:
+            return flask_app(environ, start_response)
+        started = time.perf_counter()
+        body = environ["wsgi.input"].read(length) if length else b""
+        if len(body) < length:
+            counters.rejected.labels("400").inc()
+            status, payload = 400, _error_body(400, "the body ended before its Content-Length")
+        else:
+            status, payload = review_body(mode, body, started)
+        start_response(
+            "200 OK" if status == 200 else f"{status} {HTTP_REASONS.get(status, 'Error')}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
+        )
+        return [payload]
+
+    return wsgi
+
+
+HTTP_REASONS = {400: "BAD REQUEST"}

@@ -418,7 +418,7 @@ def test_rbac_and_service_accounts_can_be_left_to_the_platform(
 
 def test_service_monitor_scrapes_the_named_https_port() -> None:
     objects = m.render(MODES["monitored"])
-    monitor = m.one(objects, "ServiceMonitor")
+    monitor = m.one(objects, "ServiceMonitor", "webhook")
     service = m.one(objects, "Service", "webhook")
     endpoint = monitor["spec"]["endpoints"][0]
     assert (endpoint["port"], endpoint["path"], endpoint["scheme"]) == (
@@ -426,3 +426,37 @@ def test_service_monitor_scrapes_the_named_https_port() -> None:
         "/metrics",
         "https",
     )
+
+
+def test_controller_is_probed_on_its_named_metrics_port() -> None:
+    container = m.one(m.render(), "Deployment", "controller")["spec"]["template"]["spec"][
+        "containers"][0]
+    assert (
+        container["livenessProbe"]["httpGet"],
+        container["readinessProbe"]["httpGet"],
+        [(p["name"], p["containerPort"]) for p in container["ports"]],
+    ) == (
+        {"path": "/healthz", "port": "metrics"},
+        {"path": "/readyz", "port": "metrics"},
+        [("metrics", 8080)],
+    )
+
+
+def test_service_monitor_covers_the_controller_through_its_metrics_service() -> None:
+    objects = m.render(MODES["monitored"])
+    monitor = m.one(objects, "ServiceMonitor", "controller")
+    service = m.one(objects, "Service", "controller")
+    pods = m.one(objects, "Deployment", "controller")["spec"]["template"]["metadata"]["labels"]
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert (endpoint["port"], endpoint["path"], endpoint["scheme"]) == (
+        service["spec"]["ports"][0]["name"], "/metrics", "http")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"][
+        "labels"].items()
+    assert service["spec"]["selector"].items() <= pods.items()
+
+
+def test_no_controller_means_no_controller_monitoring() -> None:
+    objects = m.render({**MODES["monitored"], "controller": {"enabled": False}})
+    components = {o["metadata"]["labels"]["app.kubernetes.io/component"]
+                  for o in objects if o["kind"] in ("ServiceMonitor", "Service")}
+    assert components == {"webhook"}

@@ -115,7 +115,14 @@ def test_webhook_serves_on_the_port_its_probes_and_service_use() -> None:
                 "leader_elect": True,
                 "lease_namespace": m.NAMESPACE,
                 "lease_name": f"{m.RELEASE}-oam-rollout-controller",
+                "progress_deadline": 600,
+                "health_bind": "0.0.0.0",
+                "health_port": 8080,
             },
+        ),
+        (
+            {"controller": {"progressDeadlineSeconds": 0, "healthPort": 9090}},
+            {"command": "controller", "progress_deadline": 0, "health_port": 9090},
         ),
         ({"controller": {"leaderElect": False}}, {"command": "controller", "leader_elect": False}),
         (
@@ -123,13 +130,25 @@ def test_webhook_serves_on_the_port_its_probes_and_service_use() -> None:
             {"command": "controller", "leader_elect": True, "namespace": "team-a"},
         ),
     ],
-    ids=["defaults", "single-replica", "one-namespace"],
+    ids=["defaults", "no-deadline-other-port", "single-replica", "one-namespace"],
 )
 def test_controller_container_args_parse_with_the_cli(
     values: dict[str, Any], expected: dict[str, Any]
 ) -> None:
     parsed = _parse(_container(values, "controller"))
     assert {key: parsed.get(key) for key in expected} == expected
+
+
+def test_controller_serves_probes_on_the_port_the_probes_and_service_use() -> None:
+    values = {"controller": {"healthPort": 9090}, "serviceMonitor": {"enabled": True}}
+    objects = m.render(values)
+    container = m.one(objects, "Deployment", "controller")["spec"]["template"]["spec"][
+        "containers"][0]
+    service = m.one(objects, "Service", "controller")
+    parsed = _parse(container)
+    assert (parsed["health_bind"], parsed["health_port"]) == ("0.0.0.0", 9090)
+    assert (container["ports"][0]["containerPort"], service["spec"]["ports"][0]["port"]) == (
+        9090, 9090)
 
 
 def test_image_build_context_holds_everything_the_wheel_is_built_from() -> None:

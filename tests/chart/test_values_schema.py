@@ -27,6 +27,8 @@ CA = m.example_ca_bundle()
         ({"replicas": 2}, "replicas"),
         ({"webhook": {"replica": 2}}, "replica"),
         ({"tolerations": {"key": "x"}}, "tolerations"),
+        ({"controller": {"progressDeadlineSeconds": -1}}, "progressDeadlineSeconds"),
+        ({"controller": {"healthPort": 0}}, "healthPort"),
     ],
     ids=lambda v: str(v) if isinstance(v, str) else None,
 )

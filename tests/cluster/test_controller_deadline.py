@@ -4,9 +4,10 @@ The session controller hands its Lease to one started with ``--progress-deadline
 this test, and takes it back afterwards. The product's pod templates carry no pod
 annotations (components only pass image, command, env, ports and resources through), so
 the broken release is stood in for by the target revision's Deployment created ahead of
-the upgrade, its pod template carrying the simulated kubelet's never-ready annotation.
-The controller adopts an existing target Deployment as it does after a crash, so what it
-rolls is exactly a revision whose pods start but never get Ready.
+the upgrade with the simulated kubelet's never-ready annotation on its pod template. The
+controller creates the target by server-side apply, which adopts the existing object and
+leaves fields it does not manage in place: what it rolls is exactly a revision whose pods
+start but never get Ready.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def never_ready_deployment(namespace: str, revision: str) -> dict[str, Any]:
     pod_labels = {"app.oam.dev/component": "api", "app.oam.dev/revision": revision}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": revision, "namespace": namespace, "labels": {
-            **pod_labels, "app.oam.dev/name": "resilient", "workload.oam.dev/type": "webservice"}},
+        # Without the app.oam.dev/name label no Application claims it yet, so the
+        # controller does not clean it up as a leftover before the upgrade needs it.
+        "metadata": {"name": revision, "namespace": namespace, "labels": pod_labels},
         "spec": {
             "replicas": 0,
             "selector": {"matchLabels": pod_labels},
@@ -74,11 +76,7 @@ def wait_rolling_state(kubectl: Any, namespace: str, state: str, timeout: float 
         if (rollout.get("status") or {}).get("rollingState") == state:
             return rollout
         time.sleep(0.2)
-    dbg = get(kubectl, "deploy,rs,pods", "-n", namespace)
-    raise TimeoutError(f"rollout api not {state}: {rollout.get('status')} " + json.dumps(
-        [(i["kind"], i["metadata"]["name"], i["metadata"].get("annotations"),
-          i["metadata"].get("managedFields") and [m["manager"] for m in i["metadata"]["managedFields"]],
-          i["spec"].get("template", {}).get("metadata")) for i in dbg["items"]]))
+    raise TimeoutError(f"rollout api not {state}: {rollout.get('status')}")
 
 
 def workloads(kubectl: Any, namespace: str) -> dict[str, tuple[int, int]]:

@@ -12,7 +12,7 @@ import jsonpatch
 import pytest
 
 from tests.fixtures.webhook import StubRenderer, admission_review, application
-from webhook.admission import mutate, review, revisions_annotation, validate
+from webhook.admission import annotation_patch, mutate, review, revisions_annotation, validate
 from webhook.errors import ClusterReadError
 from webhook.labels import ANNOTATION_REVISIONS, ROLLING_IN_BATCHES, ROLLOUT_SUCCEED
 from webhook.model import parse_application
@@ -557,3 +557,46 @@ def test_mutation_reads_revisions_only_and_validation_reads_rollouts_when_a_trai
         "validate": [True],
         "validate-no-trait": [False],
     }
+
+
+REV_KEY = ANNOTATION_REVISIONS
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {},
+        {"metadata": {}},
+        {"metadata": "not an object"},
+        {"metadata": {"annotations": None}},
+        {"metadata": {"annotations": "not an object"}},
+        {"metadata": {"annotations": {}}},
+        {"metadata": {"annotations": {"team": "web"}}},
+        {"metadata": {"annotations": {REV_KEY: '{"web":"web-v2"}'}}},
+        {"metadata": {"annotations": {REV_KEY: '{"web":"web-v1"}', "team": "web"}}},
+        {"metadata": {"annotations": {REV_KEY: 1}}},
+        {"metadata": {"annotations": {REV_KEY: None}}},
+    ],
+    ids=[
+        "no-metadata",
+        "no-annotations",
+        "metadata-string",
+        "annotations-null",
+        "annotations-string",
+        "annotations-empty",
+        "other-annotation",
+        "already-right",
+        "stale",
+        "number",
+        "null-value",
+    ],
+)
+def test_the_annotation_patch_is_the_one_a_full_diff_finds(obj: dict[str, Any]) -> None:
+    value = '{"web":"web-v2"}'
+    metadata = obj.get("metadata")
+    before = {"metadata": metadata if isinstance(metadata, dict) else {}}
+    after = copy.deepcopy(before)
+    if not isinstance(after["metadata"].get("annotations"), dict):
+        after["metadata"]["annotations"] = {}
+    after["metadata"]["annotations"][REV_KEY] = value
+    assert annotation_patch(obj, value) == jsonpatch.make_patch(before, after).patch

@@ -10,12 +10,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webhook.controller.batches import (
     CONDITION_PROGRESSING,
     REASON_DEADLINE,
     Condition,
     CreateWorkload,
+    DeleteWorkload,
     EmitEvent,
     Observed,
     Plan,
@@ -231,3 +234,56 @@ def test_after_a_missed_deadline_the_next_run_cuts_the_pods_that_never_got_ready
     decision = decide(observe(progress, 5, live, p=p))
     assert decision.steps == ("shrink-others",)
     assert decision.of_type(ScaleWorkload) == [ScaleWorkload("v1", 3), ScaleWorkload("v2", 0)]
+
+
+def split(total: int, parts: int) -> tuple[int, ...]:
+    parts = max(1, min(parts, total))
+    base, extra = divmod(total, parts)
+    return tuple(base + (1 if i < extra else 0) for i in range(parts))
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 8), parts=st.integers(1, 4), delay=st.integers(0, DEADLINE - 1),
+       never=st.booleans())
+def test_a_batch_fails_if_and_only_if_its_pods_miss_the_deadline(
+    size: int, parts: int, delay: int, never: bool,
+) -> None:
+    """One decision a second; new pods get Ready ``delay`` seconds after their batch is
+    written (or never). Within the deadline every upgrade finishes; otherwise it fails
+    exactly one second past it and leaves the old revision's pods as they were."""
+    workloads = {"v1": workload("v1", size, size)}
+    progress = Progress(ROLLOUT_SUCCEED, BATCH_READY, 0, "v1", "", size, 0, size, size, 1,
+                        (Condition("RolloutComplete", "True", "Succeeded"),))
+    p = Plan("server", "v2", size, split(size, parts), None, 2, WorkloadKind.DEPLOYMENT)
+    ready_at: dict[str, int] = {}
+    for second in range(DEADLINE * 20):
+        for name, due in list(ready_at.items()):
+            if second >= due and not never:
+                workloads[name] = replace(workloads[name], ready=workloads[name].replicas)
+                del ready_at[name]
+        decision = decide(Observed(p, progress, tuple(workloads.values()), now=at(second),
+                                   deadline_seconds=DEADLINE))
+        for action in decision.actions:
+            if isinstance(action, UpdateStatus):
+                progress = action.progress
+            elif isinstance(action, CreateWorkload):
+                workloads[action.revision] = workload(action.revision, 0, 0)
+            elif isinstance(action, ScaleWorkload):
+                w = workloads[action.name]
+                workloads[action.name] = replace(w, replicas=action.replicas,
+                                                 current=action.replicas,
+                                                 ready=min(w.ready, action.replicas))
+                if action.replicas > w.ready:
+                    ready_at[action.name] = second + delay
+            elif isinstance(action, DeleteWorkload):
+                del workloads[action.name]
+        if progress.rolling_state in (ROLLOUT_FAILED, ROLLOUT_SUCCEED) and \
+                progress.target_revision == "v2":
+            break
+    if never:
+        started = datetime.fromisoformat(progress.batch_started.replace("Z", "+00:00"))
+        assert (progress.rolling_state, second - (started - T0).seconds) == (
+            ROLLOUT_FAILED, DEADLINE + 1)
+        assert workloads["v1"].replicas == size
+    else:
+        assert (progress.rolling_state, sorted(workloads)) == (ROLLOUT_SUCCEED, ["v2"])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.fixtures.webhook import StubRenderer, admission_review, application
 from webhook.errors import ClusterReadError, OamRolloutError
-from webhook.server import MAX_BODY_BYTES, JsonFormatter, Metrics, create_app
+from webhook.server import MAX_BODY_BYTES, JsonFormatter, Metrics, ReviewLineHandler, create_app
 from webhook.state import ObservedState
 
 
@@ -252,3 +252,102 @@ def test_random_and_truncated_bodies_never_get_a_5xx(
     response = post(client, path, body)
     assert response.status_code < 500
     assert client.get("/healthz").status_code == 200
+
+
+def call_wsgi(app: Flask, path: str, body: bytes, headers: dict[str, str]) -> tuple[str, bytes]:
+    """Call the WSGI app directly, as gunicorn does (no test client in between)."""
+    import io
+
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "9443",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": True,
+        "wsgi.errors": io.StringIO(),
+        **headers,
+    }
+    statuses: list[str] = []
+    out = b"".join(app(environ, lambda status, _headers, _exc=None: statuses.append(status)))
+    return statuses[0], out
+
+
+@pytest.mark.parametrize("path", ["/validate", "/mutate"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps(admission_review(application(), uid="same")).encode(),
+        json.dumps(admission_review(application(rollout={"targetSize": 3}), uid="same")).encode(),
+        b"{not json",
+        b'{"kind": "Pod"}',
+    ],
+    ids=["valid", "invalid", "broken", "pod"],
+)
+def test_a_body_without_content_length_gets_the_same_answer_as_with_one(
+    path: str, body: bytes
+) -> None:
+    app, _ = make_app()
+    sized = call_wsgi(
+        app,
+        path,
+        body,
+        {"CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body))},
+    )
+    # Chunked uploads carry no Content-Length; they take the Flask route.
+    chunked = call_wsgi(app, path, body, {"CONTENT_TYPE": "application/json; charset=utf-8"})
+    assert (sized[0], json.loads(sized[1])) == (chunked[0], json.loads(chunked[1]))
+
+
+def test_a_body_shorter_than_its_content_length_is_refused_with_400() -> None:
+    app, metrics = make_app()
+    body = json.dumps(admission_review(application())).encode()
+    status, out = call_wsgi(
+        app,
+        "/validate",
+        body[:100],
+        {"CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body))},
+    )
+    assert (status, json.loads(out)["code"]) == ("400 BAD REQUEST", 400)
+    sample = metrics.registry.get_sample_value
+    assert sample("oam_rollout_http_rejections_total", {"code": "400"}) == 1
+
+
+def test_the_direct_review_line_is_the_line_the_formatter_prints() -> None:
+    import io
+
+    entry = {"webhook": "mutate", "uid": "u-1", "allowed": True, "durationMs": 0.2}
+    stream = io.StringIO()
+    ReviewLineHandler(stream).write_entry(logging.getLogger("oam_rollout.reviews"), dict(entry))
+    direct = stream.getvalue()
+    record = logging.makeLogRecord({"name": "oam_rollout.reviews", "msg": dict(entry)})
+    formatted = json.loads(JsonFormatter().format(record))
+    assert direct.endswith("\n") and direct.count("\n") == 1
+    written = json.loads(direct)
+    assert list(written) == list(formatted)
+    assert {k: v for k, v in written.items() if k != "ts"} == {
+        k: v for k, v in formatted.items() if k != "ts"
+    }
+    assert abs(written["ts"] - formatted["ts"]) < 5
+
+
+def test_reviews_are_logged_to_stderr_as_json_lines(capfd: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("oam_rollout.reviews")
+    saved = logger.handlers[:]
+    for handler in saved:
+        logger.removeHandler(handler)
+    try:
+        client = make_app()[0].test_client()
+        post(client, "/mutate", admission_review(application(), uid="uid-9"))
+    finally:
+        for handler in logger.handlers[:]:
+            logger.removeHandler(handler)
+        for handler in saved:
+            logger.addHandler(handler)
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if '"uid"' in line]
+    assert [(e["webhook"], e["uid"], e["logger"]) for e in lines] == [
+        ("mutate", "uid-9", "oam_rollout.reviews")
+    ]

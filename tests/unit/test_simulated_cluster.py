@@ -459,6 +459,105 @@ def test_missing_control_plane_binaries_say_how_to_get_them(isolated_lookup: Pat
     assert ("KUBEBUILDER_ASSETS" in message, "scripts/build-k8s.sh" in message) == (True, True)
 
 
+# A stand-in for scripts/build-k8s.sh: records its arguments, installs two fake binaries.
+STUB_BUILD = """#!/usr/bin/env bash
+set -euo pipefail
+echo "$*" >> "$(dirname "$0")/calls.log"
+[ "$1" = --out ] || exit 9
+mkdir -p "$2"
+for b in kube-apiserver kube-controller-manager; do
+  printf '#!/bin/sh\\necho built\\n' > "$2/$b"; chmod +x "$2/$b"
+done
+"""
+
+
+@pytest.fixture
+def checkout_without_shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A checkout with no ../shared/k8s beside it, no KUBEBUILDER_ASSETS, an empty cache.
+
+    repo_root() and the working directory both point into tmp_path, so the real
+    ../shared/k8s beside this checkout cannot be found.
+    """
+    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
+    monkeypatch.delenv("OAM_ROLLOUT_SHARED_K8S", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    checkout = tmp_path / "work" / "main"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'fake'\n")
+    monkeypatch.setattr(tools, "repo_root", lambda: checkout)
+    monkeypatch.chdir(checkout)
+    return checkout
+
+
+def stub_build_script(checkout: Path, body: str = STUB_BUILD) -> Path:
+    return executable(checkout / "scripts" / "build-k8s.sh", body.encode())
+
+
+def build_calls(checkout: Path) -> list[str]:
+    log = checkout / "scripts" / "calls.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_without_shared_binaries_or_cache_the_build_script_fills_the_cache_once(
+    checkout_without_shared: Path,
+) -> None:
+    stub_build_script(checkout_without_shared)
+    apiserver = tools.control_plane_binary("kube-apiserver")
+    kcm = tools.control_plane_binary("kube-controller-manager")
+    assert (tools.shared_k8s_dir(), apiserver, kcm, build_calls(checkout_without_shared)) == (
+        None,
+        (tools.k8s_cache_dir() / "kube-apiserver", "built from source"),
+        (tools.k8s_cache_dir() / "kube-controller-manager", "cache"),
+        [f"--out {tools.k8s_cache_dir()}"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("#!/bin/sh\nexit 3\n", r"build-k8s\.sh failed \(exit 3\)"),
+        ("#!/bin/sh\nexit 0\n", r"build-k8s\.sh failed \(exit 0\)"),
+    ],
+)
+def test_a_build_that_fails_or_installs_nothing_is_an_error(
+    checkout_without_shared: Path, body: str, error: str
+) -> None:
+    stub_build_script(checkout_without_shared, body)
+    with pytest.raises(tools.ToolMissingError, match=error):
+        tools.control_plane_binary("kube-apiserver")
+
+
+@pytest.mark.parametrize(
+    ("source", "reported"),
+    [("KUBEBUILDER_ASSETS", "KUBEBUILDER_ASSETS"), ("cache", "cache"), ("shared", "unpacked")],
+)
+def test_the_fast_paths_never_run_the_build_script(
+    checkout_without_shared: Path, monkeypatch: pytest.MonkeyPatch, source: str, reported: str
+) -> None:
+    stub_build_script(checkout_without_shared)
+    if source == "KUBEBUILDER_ASSETS":
+        assets = checkout_without_shared.parent / "assets"
+        monkeypatch.setenv("KUBEBUILDER_ASSETS", str(executable(assets / "kube-apiserver").parent))
+    elif source == "cache":
+        executable(tools.k8s_cache_dir() / "kube-apiserver")
+    else:
+        # ../shared/k8s beside the checkout, found the way a real checkout finds it.
+        built = shared_dir(checkout_without_shared.parents[1], "kube-apiserver", b"shared build")
+        (checkout_without_shared.parent / "shared").mkdir()
+        built.rename(checkout_without_shared.parent / "shared" / "k8s")
+    _, found = tools.control_plane_binary("kube-apiserver")
+    assert (found.split(" ")[0], build_calls(checkout_without_shared)) == (reported, [])
+
+
+def test_without_allow_build_the_script_is_named_but_not_run(
+    checkout_without_shared: Path,
+) -> None:
+    stub_build_script(checkout_without_shared)
+    with pytest.raises(tools.ToolMissingError, match=r"run scripts/build-k8s\.sh"):
+        tools.control_plane_binary("kube-apiserver", allow_build=False)
+    assert build_calls(checkout_without_shared) == []
+
+
 def test_missing_etcd_names_the_debian_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,1 @@
+"""Tests on the local control plane (a package so test basenames may repeat)."""

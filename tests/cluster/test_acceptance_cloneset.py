@@ -1,0 +1,108 @@
+"""Acceptance: the spec's closing promise for cloneset, rolled on the local control plane.
+
+The spec shows a cloneset first deploy and upgrade, then says scaling and rollback work
+"exactly as for webservice/worker". This file holds that promise to account: rollback
+through targetRevision, scale out 5->7 in batches 1+1 and scale in 7->3 in batches 1+3,
+each read through the spec's kubectl views (Rollout, CloneSet by label, ControllerRevisions,
+app, the image), while Ready pods are sampled for the targetSize -/+ batch invariant.
+It must not restate the webservice scenario (tests/cluster/test_rollout_spec.py has it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.cluster.test_rollout_spec import (
+    CLONESET_FIRST,
+    CLONESET_UPGRADE,
+    SUCCEED,
+    Table,
+    app_row,
+    revisions,
+    rollout_row,
+    view,
+    wait_for,
+)
+from tests.fixtures.controller import ControllerProcess, ReadySampler
+from webhook.testing.cluster import LocalCluster
+
+pytestmark = pytest.mark.cluster
+
+APP = "rollout-trait-test-cloneset"
+COMPONENT = "cloneset-server"
+OWNER = f"application.core.oam.dev/{APP}"
+V1_IMAGE, V2_IMAGE = "stefanprodan/podinfo:4.0.3", "stefanprodan/podinfo:5.0.2"
+
+
+def with_plan(size: int, batches: list[int], target: str | None) -> str:
+    """The spec's cloneset upgrade YAML with another plan (and a targetRevision if given)."""
+    head = CLONESET_UPGRADE.split("            targetSize:")[0]
+    pinned = f"            targetRevision: {target}\n" if target else ""
+    lines = "".join(f"              - replicas: {n}\n" for n in batches)
+    return f"{head}{pinned}            targetSize: {size}\n            rolloutBatches:\n{lines}"
+
+
+def cloneset_row(size: int) -> Table:
+    n = str(size)
+    return [{"NAME": COMPONENT, "DESIRED": n, "UPDATED": n, "UPDATED_READY": n, "READY": n,
+             "TOTAL": n}]
+
+
+BOTH = revisions(("cloneset-server-v1", 1), ("cloneset-server-v2", 2), owner=OWNER)
+
+# (step, YAML, sampled for the invariant, size, image the CloneSet must run)
+STEPS = [
+    ("first deploy", CLONESET_FIRST, False, 5, V1_IMAGE),
+    ("upgrade to v2", CLONESET_UPGRADE, True, 5, V2_IMAGE),
+    ("roll back to v1", with_plan(5, [2, 3], "cloneset-server-v1"), True, 5, V1_IMAGE),
+    ("scale out 5->7", with_plan(7, [1, 1], "cloneset-server-v1"), False, 7, V1_IMAGE),
+    ("scale in 7->3", with_plan(3, [1, 3], "cloneset-server-v1"), False, 3, V1_IMAGE),
+]
+
+
+def test_a_cloneset_rolls_back_and_scales_in_batches_like_a_webservice(
+    cluster: LocalCluster, webhook_server: Any, controller_process: ControllerProcess,
+    kubectl: Any, namespace: str,
+) -> None:
+    del webhook_server  # installed: every apply goes through admission
+
+    def views() -> dict[str, Table]:
+        image = kubectl("get", "cloneset", COMPONENT, "-n", namespace, "--ignore-not-found",
+                        "-o=jsonpath={.spec.template.spec.containers[0].image}").stdout
+        pod_images = kubectl("get", "pods", "-n", namespace, "-l",
+                             f"app.oam.dev/component={COMPONENT}",
+                             "-o=jsonpath={.items[*].spec.containers[0].image}").stdout
+        return {
+            "app": view(kubectl, namespace, "app", APP),
+            "revisions": view(kubectl, namespace, "controllerRevision", "-l",
+                              f"controller.oam.dev/component={COMPONENT}"),
+            "rollout": view(kubectl, namespace, "rollout", COMPONENT),
+            "cloneset": view(kubectl, namespace, "cloneset", "-l",
+                             f"app.oam.dev/component={COMPONENT}"),
+            "image": [{"image": image}],
+            "pod images": [{"images": " ".join(sorted(set(pod_images.split())))}],
+        }
+
+    seen_steps = []
+    with ReadySampler(cluster.kubeconfig, namespace, COMPONENT) as sampler:
+        for step, yaml_text, sampled, size, image in STEPS:
+            sampler.active = sampled
+            kubectl("apply", "-n", namespace, "-f", "-", input=yaml_text)
+            expected = {
+                "app": app_row(APP, COMPONENT, "cloneset"),
+                "revisions": BOTH if step != "first deploy" else revisions(
+                    ("cloneset-server-v1", 1), owner=OWNER),
+                "rollout": rollout_row(size, size, size, *SUCCEED, name=COMPONENT),
+                "cloneset": cloneset_row(size),
+                "image": [{"image": image}],
+                "pod images": [{"images": image}],
+            }
+            seen = wait_for(views, expected, timeout=90)
+            assert seen == expected, f"step {step}; controller log:\n{controller_process.tail()}"
+            seen_steps.append(step)
+        sampler.active = False
+    assert seen_steps == [s[0] for s in STEPS]
+    assert sampler.samples, "the sampler saw no pod during the upgrade and the rollback"
+    assert sampler.violations() == []

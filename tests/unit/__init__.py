@@ -1,0 +1,1 @@
+"""Unit tests: pure decisions, no control plane (a package so test basenames may repeat)."""
