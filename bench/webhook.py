@@ -397,6 +397,7 @@ def report(
 ) -> None:
     ours, base = results
     source = "direct API reads" if opts.no_state_cache else "watch-fed state cache"
+    source += ", render memo off" if opts.no_render_cache else ""
     print(
         f"oam-rollout webhook bench: {opts.workers} worker(s) x {opts.threads} threads, gthread, "
         f"TLS, keep-alive, {source}; corpus of {len(corpus())} reviews; {opts.clients} connections "
@@ -465,6 +466,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-state-cache", action="store_true", help="run the webhook with direct API reads"
     )
     parser.add_argument(
+        "--no-render-cache",
+        action="store_true",
+        help="run the webhook with its render memo off (every render cold)",
+    )
+    parser.add_argument(
         "--serve-baseline", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS
     )
     opts = parser.parse_args(argv)
@@ -501,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cmd = [*argv_head, str(port), *common]
                 if opts.no_state_cache:
                     cmd.append("--no-state-cache")
+                if opts.no_render_cache:
+                    cmd += ["--render-cache", "0"]
             log = (work / f"{name}.log").open("wb")
             process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
             try:

@@ -11,8 +11,8 @@ Rendering is a pure function of (template, context): templates have no clock, no
 and no randomness. So each Renderer remembers, in a bounded LRU, the objects the last
 few contexts rendered to (as JSON text, decoded afresh on every hit so callers never
 share or alias a cached object). Admission renders the same specs again and again
-(dry-run then apply, retries, the mutating and validating passes of one change), and
-Jinja2 plus the YAML parse of its output is most of the cost of a review.
+(retries, updates that change one component of several, the controller's re-syncs),
+and Jinja2 plus the YAML parse of its output was most of the cost of a review.
 """
 
 from __future__ import annotations

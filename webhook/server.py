@@ -363,7 +363,7 @@ def admission_fast_path(
             return flask_app(environ, start_response)
         mimetype = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
         length_text = environ.get("CONTENT_LENGTH", "")
-        if mimetype not in JSON_TYPES or not length_text.isdigit():
+        if mimetype not in JSON_TYPES or not (length_text.isascii() and length_text.isdigit()):
             return flask_app(environ, start_response)
         length = int(length_text)
         if length > MAX_BODY_BYTES:

@@ -85,7 +85,6 @@ def test_a_cloneset_rolls_back_and_scales_in_batches_like_a_webservice(
             "pod images": [{"images": " ".join(sorted(set(pod_images.split())))}],
         }
 
-    seen_steps = []
     with ReadySampler(cluster.kubeconfig, namespace, COMPONENT) as sampler:
         for step, yaml_text, sampled, size, image in STEPS:
             sampler.active = sampled
@@ -101,8 +100,6 @@ def test_a_cloneset_rolls_back_and_scales_in_batches_like_a_webservice(
             }
             seen = wait_for(views, expected, timeout=90)
             assert seen == expected, f"step {step}; controller log:\n{controller_process.tail()}"
-            seen_steps.append(step)
         sampler.active = False
-    assert seen_steps == [s[0] for s in STEPS]
     assert sampler.samples, "the sampler saw no pod during the upgrade and the rollback"
     assert sampler.violations() == []

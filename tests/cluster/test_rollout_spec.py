@@ -268,7 +268,9 @@ def without_age(rows: Table) -> Table:
 
 
 def view(kubectl: Any, namespace: str, *args: str) -> Table:
-    return without_age(parse_table(kubectl("get", *args, "-n", namespace).stdout))
+    """A `kubectl get` table; an object not created yet reads as no rows (polls go on)."""
+    return without_age(parse_table(kubectl("get", *args, "-n", namespace,
+                                           "--ignore-not-found").stdout))
 
 
 def wait_for(views: Callable[[], dict[str, Table]], expected: dict[str, Table],

@@ -351,3 +351,28 @@ def test_reviews_are_logged_to_stderr_as_json_lines(capfd: pytest.CaptureFixture
     assert [(e["webhook"], e["uid"], e["logger"]) for e in lines] == [
         ("mutate", "uid-9", "oam_rollout.reviews")
     ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "size"),
+    [([], 256), (["--render-cache", "0"], 0), (["--render-cache", "1000"], 1000)],
+)
+def test_the_render_memo_size_is_a_flag_of_the_webhook_command(argv: list[str], size: int) -> None:
+    from webhook.cli import build_parser
+
+    args = build_parser().parse_args(["webhook", "--tls-cert", "c", "--tls-key", "k", *argv])
+    assert args.render_cache == size
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_a_bad_render_memo_size_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from webhook.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(
+            ["webhook", "--tls-cert", "c", "--tls-key", "k", "--render-cache", value]
+        )
+    assert exited.value.code == 2
+    assert "--render-cache" in capsys.readouterr().err

@@ -44,6 +44,13 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=_positive, default=4, help="threads per worker (default 4)")
     p.add_argument("--templates-dir", type=Path, help="templates (default: the installed ones)")
     p.add_argument(
+        "--render-cache",
+        type=_not_negative,
+        default=256,
+        metavar="N",
+        help="rendered results each worker remembers (default 256; 0 turns the memo off)",
+    )
+    p.add_argument(
         "--no-state-cache",
         action="store_true",
         help="read revisions and Rollouts from the API on every review instead of from watches",
@@ -58,6 +65,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
+def _not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is less than 0")
     return value
 
 
@@ -130,7 +147,7 @@ def serve(args: argparse.Namespace) -> int:
         from webhook.server import Metrics, create_app
         from webhook.statecache import StateCache
 
-        renderer = Renderer(args.templates_dir)
+        renderer = Renderer(args.templates_dir, cache_size=args.render_cache)
         api = load_api_reader(args.kubeconfig)
         tls = reloader()
         tls.context()  # load now, so /readyz tells the truth before the first handshake
