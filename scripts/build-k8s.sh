@@ -5,32 +5,41 @@
 # when $KUBEBUILDER_ASSETS, the cache dir and ../shared/k8s all lack the binaries.
 # On a Debian bookworm machine (root, or sudo available) it:
 #   1. adds deb-src entries mirroring the Debian deb entries, if none exist;
-#   2. installs the build deps: golang-go rsync jq make dpkg-dev golang-github-modern-go-reflect2-dev;
+#   2. installs the build deps that are missing (never upgrades installed ones):
+#      golang-go rsync jq make dpkg-dev golang-github-modern-go-reflect2-dev;
 #   3. downloads the `kubernetes` source package and unpacks its .orig.tar.gz;
 #   4. replaces vendor/github.com/modern-go/reflect2 (v1.0.1 crashes under Go >= 1.18)
 #      with Debian's 1.0.2 sources;
-#   5. runs make for the two commands (about 6 minutes on 2 cores);
-#   6. installs them into --out with a SHA256SUMS file.
+#   5. runs make for the two commands (about 6 minutes on 2 cores), niced;
+#   6. checks that each binary runs and reports v1.20.2, then installs them into --out
+#      (atomically, by rename) with a SHA256SUMS file.
+# Idempotent: when --out already holds both binaries matching its SHA256SUMS it does
+# nothing (--force rebuilds); a lock on --out serialises concurrent runs. It removes
+# nothing outside its work dir, and the work dir only when it created it.
 # --dry-run prints every command instead of running it and changes nothing.
 set -euo pipefail
 
 K8S_DEB_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
+K8S_VERSION="v1.20.2"
 WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
 BINARIES=(kube-apiserver kube-controller-manager)
+PACKAGES=(golang-go rsync jq make dpkg-dev golang-github-modern-go-reflect2-dev)
 REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 SRC_LIST=/etc/apt/sources.list.d/oam-rollout-deb-src.sources
 
-out="${XDG_CACHE_HOME:-$HOME/.cache}/oam-rollout/k8s-v1.20.2"
+out="${XDG_CACHE_HOME:-$HOME/.cache}/oam-rollout/k8s-$K8S_VERSION"
 workdir=""
 dry_run=0
 keep=0
+force=0
 
 usage() {
   cat <<USAGE
-usage: scripts/build-k8s.sh [--out DIR] [--workdir DIR] [--keep] [--dry-run]
+usage: scripts/build-k8s.sh [--out DIR] [--workdir DIR] [--keep] [--force] [--dry-run]
   --out DIR      where to install the binaries (default: $out)
   --workdir DIR  where to download and build (default: a new temp dir, removed afterwards)
   --keep         keep the build workdir
+  --force        build even if --out already holds binaries matching its SHA256SUMS
   --dry-run      print the commands without running them
 USAGE
 }
@@ -42,12 +51,16 @@ while [ $# -gt 0 ]; do
     --workdir) [ $# -ge 2 ] || { echo "build-k8s: --workdir needs a directory" >&2; exit 2; }; workdir=$2; shift 2 ;;
     --workdir=*) workdir=${1#--workdir=}; shift ;;
     --keep) keep=1; shift ;;
+    --force) force=1; shift ;;
     --dry-run) dry_run=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "build-k8s: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 [ -n "$out" ] || { echo "build-k8s: --out must not be empty" >&2; exit 2; }
+# Relative paths would change meaning after the cd into the work dir.
+case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+if [ -n "$workdir" ]; then case "$workdir" in /*) ;; *) workdir="$PWD/$workdir" ;; esac; fi
 
 run() {
   # Print, then run unless --dry-run: the log shows exactly what was done.
@@ -62,13 +75,33 @@ as_root() {
   fi
 }
 
+already_built() {
+  [ -f "$out/SHA256SUMS" ] || return 1
+  for b in "${BINARIES[@]}"; do [ -x "$out/$b" ] || return 1; done
+  (cd "$out" && sha256sum --quiet --check SHA256SUMS >/dev/null 2>&1)
+}
+
 if [ "$dry_run" = 0 ]; then
+  if [ "$force" = 0 ] && already_built; then
+    echo "build-k8s: $out already holds ${BINARIES[*]} matching its SHA256SUMS (--force rebuilds)"
+    exit 0
+  fi
   command -v apt-get >/dev/null 2>&1 || {
     echo "build-k8s: apt-get not found; this script builds on Debian bookworm only." >&2
     echo "  Alternatives: set KUBEBUILDER_ASSETS to a dir with kube-apiserver and" >&2
     echo "  kube-controller-manager v1.20.x, or put them in $out" >&2
     exit 2
   }
+  # One build per --out at a time; a second run waits, then finds the binaries.
+  mkdir -p "$out"
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$out/.build.lock"
+    flock 9
+    if [ "$force" = 0 ] && already_built; then
+      echo "build-k8s: $out was built by a concurrent run"
+      exit 0
+    fi
+  fi
 fi
 
 # 1. deb-src entries, derived from the Debian deb entries (same mirrors and suites).
@@ -88,6 +121,7 @@ deb_src_entries() {
     awk '$1=="deb" && $2 ~ /debian/ { $1="deb-src"; print }' /etc/apt/sources.list
   fi
 }
+need_update=0
 if ! has_deb_src; then
   entries=$(deb_src_entries)
   if [ -z "$entries" ]; then
@@ -99,12 +133,26 @@ if ! has_deb_src; then
   if [ "$dry_run" = 0 ]; then
     printf '%s\n' "$entries" | as_root tee "$SRC_LIST" >/dev/null
   fi
+  need_update=1
 fi
 
-# 2. build dependencies.
-as_root apt-get update -qq
-as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-  golang-go rsync jq make dpkg-dev golang-github-modern-go-reflect2-dev
+# 2. build dependencies: only the missing ones (a dry run lists them all), so a
+#    machine that has them is neither upgraded nor needs the network for them.
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if [ "$dry_run" = 1 ] || ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] || need_update=1
+# apt-get source needs the Sources index of the wanted version.
+if [ "$dry_run" = 0 ] && ! apt-cache showsrc kubernetes 2>/dev/null | grep -qxF "Version: $K8S_DEB_VERSION"; then
+  need_update=1
+fi
+if [ "$need_update" = 1 ]; then as_root apt-get update -qq; fi
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade "${missing[@]}"
+fi
 
 # 3. the source package.
 cleanup=0
@@ -112,10 +160,12 @@ if [ -z "$workdir" ]; then
   if [ "$dry_run" = 1 ]; then workdir="/tmp/build-k8s.XXXXXX"
   else workdir=$(mktemp -d /tmp/build-k8s.XXXXXX); cleanup=$((1 - keep)); fi
 fi
-if [ "$cleanup" = 1 ]; then trap 'rm -rf "$workdir"' EXIT; fi
+# Only a work dir this run created with mktemp is ever removed.
+if [ "$cleanup" = 1 ]; then trap 'rm -rf -- "$workdir"' EXIT; fi
 run mkdir -p "$workdir/src"
 echo "+ cd $workdir"
 if [ "$dry_run" = 0 ]; then cd "$workdir"; fi
+# Skips the files already downloaded into the work dir (after checking them).
 run apt-get source --download-only "kubernetes=$K8S_DEB_VERSION"
 orig="kubernetes_${K8S_DEB_VERSION%%-*}.orig.tar.gz"
 if [ "$dry_run" = 0 ] && [ ! -f "$orig" ]; then
@@ -126,7 +176,7 @@ run tar -xf "$orig" -C src --strip-components=1
 
 # 4. reflect2 1.0.2 from Debian in place of the vendored 1.0.1.
 vendor=src/vendor/github.com/modern-go/reflect2
-run rm -rf "$vendor"
+run rm -rf -- "$vendor"
 run mkdir -p "$vendor"
 echo "+ cp $REFLECT2_SRC/*.go $REFLECT2_SRC/*.s $vendor/"
 if [ "$dry_run" = 0 ]; then
@@ -135,16 +185,28 @@ if [ "$dry_run" = 0 ]; then
   rm -f "$vendor/go.mod"
 fi
 
-# 5. build (make generates the openapi files a plain `go build` lacks).
+# 5. build (make generates the openapi files a plain `go build` lacks). Niced: it may
+#    run beside a test session on the same cores.
 echo "+ cd $workdir/src"
 if [ "$dry_run" = 0 ]; then cd "$workdir/src"; fi
-run make WHAT="$WHAT" KUBE_BUILD_PLATFORMS=linux/amd64 GOLDFLAGS="-s -w"
+run nice -n 10 make WHAT="$WHAT" KUBE_BUILD_PLATFORMS=linux/amd64 GOLDFLAGS="-s -w"
 
-# 6. install with sums.
+# 6. check, then install with sums; rename makes a reader never see half a binary.
 run mkdir -p "$out"
 for b in "${BINARIES[@]}"; do
-  run install -m 0755 "_output/bin/$b" "$out/$b"
+  echo "+ _output/bin/$b --version   # must say Kubernetes $K8S_VERSION"
+  if [ "$dry_run" = 0 ]; then
+    reported=$("_output/bin/$b" --version 2>&1 || true)
+    if [ "$reported" != "Kubernetes $K8S_VERSION" ]; then
+      echo "build-k8s: _output/bin/$b --version says '$reported', expected 'Kubernetes $K8S_VERSION'" >&2
+      exit 1
+    fi
+  fi
+  run install -m 0755 "_output/bin/$b" "$out/.$b.new"
+  run mv -f "$out/.$b.new" "$out/$b"
 done
 echo "+ (cd $out && sha256sum ${BINARIES[*]} > SHA256SUMS)"
-if [ "$dry_run" = 0 ]; then (cd "$out" && sha256sum "${BINARIES[@]}" > SHA256SUMS); fi
+if [ "$dry_run" = 0 ]; then
+  (cd "$out" && sha256sum "${BINARIES[@]}" > .SHA256SUMS.new && mv -f .SHA256SUMS.new SHA256SUMS)
+fi
 echo "build-k8s: ${BINARIES[*]} installed in $out"

@@ -4,8 +4,9 @@ Holds WorkQueue (keys deduplicated, one worker per key at a time, retries backed
 the watch threads (list, then watch from the list's resourceVersion; on expiry list
 again, which is also the resync safety net; no fixed polling), key mapping from watched
 objects to Application / Rollout keys, LeaderElector on a coordination.k8s.io/v1 Lease,
-and run_controller tying them together. It must not decide rollouts: keys go to
-reconcile.Reconciler.
+and ControllerLoop tying them together, reporting its health facts (role, busy workers,
+synced watches) and its reconciles to metrics. It must not decide rollouts (keys go to
+reconcile.Reconciler) nor judge its own health (health.py does).
 """
 
 from __future__ import annotations

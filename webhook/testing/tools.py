@@ -192,10 +192,13 @@ def control_plane_binary(name: str, *, allow_build: bool = True) -> tuple[Path, 
     if allow_build and script:
         print(
             f"oam-rollout: no {name} {K8S_VERSION} found; building it from Debian's source "
-            f"package with {script} (slow, ~10 min)",
+            f"package with {script} (slow: 6 to 15 min on 2 cores)",
             file=sys.stderr,
         )
-        result = subprocess.run(["bash", str(script), "--out", str(k8s_cache_dir())], check=False)
+        # Its log goes to stderr (fd 2): stdout may be eval'd (`oam-rollout cluster up`).
+        result = subprocess.run(
+            ["bash", str(script), "--out", str(k8s_cache_dir())], stdout=2, check=False
+        )
         if result.returncode == 0 and _is_executable(cached):
             return cached, "built from source"
         raise ToolMissingError(f"{script} failed (exit {result.returncode}); see its output above")
