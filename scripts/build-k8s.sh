@@ -10,7 +10,7 @@
 #   3. downloads the `kubernetes` source package and unpacks its .orig.tar.gz;
 #   4. replaces vendor/github.com/modern-go/reflect2 (v1.0.1 crashes under Go >= 1.18)
 #      with Debian's 1.0.2 sources;
-#   5. runs make for the two commands (about 6 minutes on 2 cores), niced;
+#   5. runs make for the two commands, niced (6 min on an idle 2-core machine, 14 when busy);
 #   6. checks that each binary runs and reports v1.20.2, then installs them into --out
 #      (atomically, by rename) with a SHA256SUMS file.
 # Idempotent: when --out already holds both binaries matching its SHA256SUMS it does

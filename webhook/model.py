@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeGuard
 
 import yaml
@@ -37,6 +38,8 @@ ROLLOUT_BATCH_PROPERTIES = ("replicas",)
 
 SPEC_PATH = FieldPath.root("spec")
 COMPONENTS_PATH = SPEC_PATH.child("components")
+# Where Component.rollout() parses its plan; its errors are dropped, so the path is nominal.
+ROLLOUT_PROPERTIES_PATH = FieldPath.root("properties")
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,16 @@ class Component:
 
     def rollout(self) -> RolloutPlan | None:
         """The parsed rollout trait, if there is one and it is valid."""
+        return self._rollout_plan
+
+    @cached_property
+    def _rollout_plan(self) -> RolloutPlan | None:
+        # Parsed once per component: one review asks for the plan several times.
+        # A cached_property is not a field: equality, repr and replace() ignore it.
         trait = self.rollout_trait()
         if trait is None:
             return None
-        plan, errs = parse_rollout_plan(trait.properties, FieldPath.root("properties"))
+        plan, errs = parse_rollout_plan(trait.properties, ROLLOUT_PROPERTIES_PATH)
         return None if errs else plan
 
     def spec(self) -> dict[str, Any]:
@@ -121,7 +130,11 @@ def plain(value: Any) -> Any:
     Plain containers, not read-only proxies, on purpose: callers json.dumps and
     deepcopy them; the Mapping type hints already say "do not mutate".
     """
-    if isinstance(value, Mapping):
+    # Scalars first, and dict/list before the (slower) abstract Mapping check:
+    # parsed specs are mostly strings and numbers in plain dicts.
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, dict | Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]

@@ -377,6 +377,10 @@ class Renderer:
         return docs[0]
 
 
+# One encoder for every memo key: json.dumps with options builds a new one per call.
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 class RenderMemo:
     """A thread-safe LRU of rendered objects, keyed by template name and canonical context.
 
@@ -398,7 +402,7 @@ class RenderMemo:
         try:
             # Context values went through plain(): string keys, so sorted JSON is canonical
             # and tells 1 from 1.0, true and "1" apart.
-            return name + "\n" + json.dumps(context, sort_keys=True, separators=(",", ":"))
+            return name + "\n" + _KEY_ENCODER.encode(context)
         except (TypeError, ValueError):
             return None
 

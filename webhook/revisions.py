@@ -20,6 +20,11 @@ from webhook.model import COMPONENTS_PATH, Application, Component, plain
 from webhook.paths import FieldPath
 from webhook.state import ObservedState, RevisionRecord
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+)
+
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
     """16 hex chars of sha256 over canonical JSON of the spec's type and properties.
@@ -31,9 +36,7 @@ def spec_hash(spec: Mapping[str, Any]) -> str:
         "type": plain(spec.get("type", "")),
         "properties": plain(spec.get("properties") or {}),
     }
-    canonical = json.dumps(
-        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    )
+    canonical = _CANONICAL_JSON.encode(content)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
@@ -60,7 +63,8 @@ def resolve_revision(
     ``path`` is the component's path; errors point at its ``externalRevision``. With
     ``app_name``, revisions another Application owns are never reused, only avoided.
     """
-    digest = spec_hash(component.spec())
+    # Only type and properties are hashed: no need for spec()'s full copy.
+    digest = spec_hash({"type": component.type, "properties": component.properties})
 
     def ours(r: RevisionRecord) -> bool:
         return app_name is None or r.owner in ("", app_name)

@@ -292,8 +292,12 @@ def _check_traits(
                 )
             )
         ppath = tpath.child("properties")
-        plan, plan_errs = parse_rollout_plan(trait.properties, ppath)
-        errs.extend(plan_errs)
+        # This is the component's first rollout trait, the one rollout() parses (once, cached).
+        # Whether a plan has errors does not depend on its path: re-parse at the real path
+        # only to report them.
+        plan = component.rollout()
+        if plan is None:
+            errs.extend(parse_rollout_plan(trait.properties, ppath)[1])
         target = trait.properties.get("targetRevision")
         if isinstance(target, str) and target and not _is_label(target):
             errs.append(fe.invalid(ppath.child("targetRevision"), target, _label_detail()))
@@ -434,7 +438,9 @@ def validate_against_state(
                     )
                 )
                 continue
-        resolved_plan = replace(plan, target_revision=target)
+        resolved_plan = (
+            plan if plan.target_revision == target else replace(plan, target_revision=target)
+        )
         observation = observed.component(component.name)
         errs.extend(check_scale(resolved_plan, observation, ppath))
         errs.extend(check_partition(resolved_plan, observation, ppath))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from webhook.model import (
     Application,
     RolloutBatch,
     RolloutPlan,
+    Trait,
     load_documents,
     observed_state_from_documents,
     parse_application,
@@ -275,6 +277,19 @@ def test_a_rollout_still_rolling_has_no_settled_size() -> None:
     rolling = copy.deepcopy(LIVE[2])
     rolling["status"]["rollingState"] = "rollingInBatches"
     assert observed_state_from_documents([rolling]).component("express-server").current_size is None
+
+
+def test_a_components_plan_is_parsed_once_and_a_replaced_component_parses_its_own() -> None:
+    app, _ = parse_application(application())
+    assert app is not None
+    component = app.components[0]
+    first = component.rollout()
+    assert first is not None and component.rollout() is first
+    resized = Trait("rollout", {"targetSize": 3, "rolloutBatches": [{"replicas": 3}]})
+    replaced = dataclasses.replace(component, traits=(resized,))
+    assert replaced.rollout() == RolloutPlan(3, (RolloutBatch(3),))
+    assert replaced == dataclasses.replace(component, traits=(resized,))
+    assert component.rollout() == RolloutPlan(5, (RolloutBatch(2), RolloutBatch(3)))
 
 
 def test_an_application_value_is_immutable() -> None:

@@ -233,3 +233,20 @@ def test_an_external_revision_of_another_application_is_an_error() -> None:
         'spec.components[0].externalRevision: Invalid value: "web-v1": '
         "revision already belongs to Application 'other-app'"
     ]
+
+
+@pytest.mark.parametrize(
+    "built",
+    [
+        component(),
+        component(V5, external="express-server-v2"),
+        component({"image": "x", "env": [{"name": "A", "value": "1"}]}, name="worker"),
+    ],
+    ids=["plain", "external", "nested"],
+)
+def test_a_resolved_revision_carries_the_hash_of_the_full_component_spec(
+    built: Component,
+) -> None:
+    resolved, errors = resolve_revision(built, [], PATH)
+    assert errors == []
+    assert resolved is not None and resolved.spec_hash == spec_hash(built.spec())

@@ -37,7 +37,8 @@ def register(sub: Any) -> None:
                    help="namespace of the Lease (default: --namespace, else default)")
     p.add_argument("--lease-name", default="oam-rollout-controller", metavar="NAME")
     p.add_argument("--identity", metavar="ID",
-                   help="this replica's name in the Lease (default: HOSTNAME_PID); a restart "
+                   help="this replica's name in the Lease, on its Events and writes (default: "
+                   "HOSTNAME_PID); a restart "
                    "with the same identity takes the lease back at once")
     p.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS",
                    help="how long a silent leader keeps the lease (default 15)")
@@ -64,9 +65,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook.controller.api import connect
+    from webhook.controller.api import connect, writer_manager
     from webhook.controller.health import HealthServer
-    from webhook.controller.loop import ControllerLoop, LeaderElector
+    from webhook.controller.loop import ControllerLoop, LeaderElector, default_identity
     from webhook.controller.metrics import ControllerMetrics
     from webhook.controller.reconcile import Reconciler
     from webhook.rendering import Renderer
@@ -95,18 +96,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:
         logging.getLogger("oam-rollout.controller").setLevel(logging.INFO)
     api = connect(args.kubeconfig)
+    identity = args.identity or default_identity()
+    api.manager = writer_manager(identity)  # plain writes name this replica in managedFields
     renderer = Renderer(args.templates_dir)
     elector = None
     if args.leader_elect:
         elector = LeaderElector(
             api, args.lease_namespace or args.namespace or "default", args.lease_name,
-            lease_seconds=args.lease_duration, renew_seconds=args.renew_deadline,
-            retry_seconds=args.retry_period)
-        if args.identity:
-            elector.identity = args.identity
+            identity=identity, lease_seconds=args.lease_duration,
+            renew_seconds=args.renew_deadline, retry_seconds=args.retry_period)
     metrics = ControllerMetrics()
     reconciler = Reconciler(api, renderer, progress_deadline=args.progress_deadline,
-                            metrics=metrics)
+                            metrics=metrics, identity=identity)
     loop = ControllerLoop(api, reconciler, namespace=args.namespace, workers=args.workers,
                           resync_seconds=args.resync, elector=elector, metrics=metrics)
     health = None

@@ -49,6 +49,7 @@ from webhook.labels import (
     ROLLOUT_TRAIT,
     ROLLOUT_VERSION,
 )
+from webhook.testing.processes import stop_process
 
 NAMESPACE = "default"
 RELEASE = "oam-rollout"
@@ -404,13 +405,7 @@ class LocalProcess:
             )
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, timeout=15, kill_timeout=5)
 
 
 def _exit_with_demo() -> None:

@@ -29,9 +29,25 @@ from webhook.labels import (
     ROLLOUT_VERSION,
 )
 
+# Server-side apply ownership is shared by every replica (a new leader must own what the
+# old one applied, or fields it stops rendering would linger); plain writes (create,
+# merge patch) are recorded under writer_manager(identity) so managedFields show
+# which replica made them.
 FIELD_MANAGER = "oam-rollout-controller"
+MAX_MANAGER_LENGTH = 128  # the API server's limit on fieldManager
 # Writes and reads must answer fast; watches stay open for their server-side timeout.
 WRITE_TIMEOUT = urllib3.Timeout(connect=2.0, read=10.0)
+
+
+def writer_manager(identity: str) -> str:
+    """The fieldManager of one replica's plain writes: ``oam-rollout-controller@<identity>``."""
+    return f"{FIELD_MANAGER}@{identity}"[:MAX_MANAGER_LENGTH] if identity else FIELD_MANAGER
+
+
+def writer_identity(manager: str) -> str | None:
+    """The replica a writer_manager() name stands for; None for any other manager."""
+    prefix = f"{FIELD_MANAGER}@"
+    return manager[len(prefix):] if manager.startswith(prefix) else None
 
 
 class ApiError(OamRolloutError):
@@ -98,7 +114,13 @@ def resource_of(obj: Mapping[str, Any]) -> Resource:
 
 
 class KubeApi(ApiReader):
-    """ApiReader plus the writes and watches the controller needs."""
+    """ApiReader plus the writes and watches the controller needs.
+
+    ``manager`` is the fieldManager of plain writes (see writer_manager); applies always
+    use the shared FIELD_MANAGER.
+    """
+
+    manager: str = FIELD_MANAGER
 
     def request(self, method: str, path: str, body: Any = None,
                 query: Mapping[str, str] | None = None,
@@ -139,12 +161,12 @@ class KubeApi(ApiReader):
         return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
     def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = self.request("POST", path, body, {"fieldManager": FIELD_MANAGER})
+        out: dict[str, Any] = self.request("POST", path, body, {"fieldManager": self.manager})
         return out
 
     def merge_patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = self.request(
-            "PATCH", path, body, {"fieldManager": FIELD_MANAGER},
+            "PATCH", path, body, {"fieldManager": self.manager},
             "application/merge-patch+json")
         return out
 

@@ -267,6 +267,11 @@ class Watcher:
 # ---- leader election ---------------------------------------------------------------------
 
 
+def default_identity() -> str:
+    """A replica's identity when none is given: unique per host and process."""
+    return f"{socket.gethostname()}_{os.getpid()}"
+
+
 def micro_time(at: datetime | None = None) -> str:
     return (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -282,7 +287,7 @@ class LeaderElector:
     api: KubeApi
     namespace: str
     name: str = "oam-rollout-controller"
-    identity: str = field(default_factory=lambda: f"{socket.gethostname()}_{os.getpid()}")
+    identity: str = field(default_factory=default_identity)
     lease_seconds: float = 15.0
     renew_seconds: float = 10.0  # renew deadline: give up leadership after this long
     retry_seconds: float = 2.0

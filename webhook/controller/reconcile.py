@@ -75,6 +75,9 @@ log = logging.getLogger("oam-rollout.controller")
 # On workloads the Rollout drives: their changes concern the Rollout, not the Application
 # (whose health then follows the Rollout's status), which keeps app reconciles rare.
 ANNOTATION_ROLLED_BY = "rollout.oam.dev/rolled-by"
+# On every object the controller applies: the replica (its lease identity) that applied it
+# last. Applies share one fieldManager, so managedFields cannot name the replica.
+ANNOTATION_APPLIED_BY = "rollout.oam.dev/applied-by"
 
 
 def utc_now() -> str:
@@ -129,6 +132,9 @@ class Reconciler:
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="read"))
     known_revisions: set[tuple[str, str]] = field(default_factory=set)
+    # This replica's identity: on Events (reportingInstance), applied objects
+    # (ANNOTATION_APPLIED_BY) and, through api.manager, in managedFields of plain writes.
+    identity: str = ""
 
     def __post_init__(self) -> None:
         if self.events is None:
@@ -227,14 +233,14 @@ class Reconciler:
                                               target_revision_name(component, rev))
         live = self.api.get(ROLLOUTS.path(app.namespace, component.name))
         if live is None or live.get("spec") != wanted.get("spec") or not _owned(live, wanted):
-            live = self.api.apply(wanted)
+            live = self.api.apply(self._signed(wanted))
         return live
 
     def _apply_plain(self, app: Application, component: Component,
                      rev: ResolvedRevision) -> dict[str, Any]:
         """A component without a rollout trait: its workload is applied as rendered."""
         docs = self.renderer.render_workload(app, component.spec(), rev.name, None)
-        applied = [self.api.apply(doc) for doc in docs]
+        applied = [self.api.apply(self._signed(doc)) for doc in docs]
         workload = applied[0]
         if docs[0].get("kind") == "Deployment":
             keep = (workload.get("metadata") or {}).get("name")
@@ -341,7 +347,7 @@ class Reconciler:
             return
         if isinstance(action, EmitEvent):
             assert self.events is not None
-            self.events.record(ns, event_body(rollout, action, self.now()))
+            self.events.record(ns, event_body(rollout, action, self.now(), self.identity))
             return
         if isinstance(action, CreateWorkload):
             docs = self._render(app, action.revision, action.replicas)
@@ -352,7 +358,7 @@ class Reconciler:
                     **(docs[0]["spec"].get("updateStrategy") or {}),
                     "partition": action.partition}
             for doc in docs:
-                self.api.apply(doc)
+                self.api.apply(self._signed(doc))
         elif isinstance(action, RetemplateWorkload):
             doc = self._render(app, action.revision, action.replicas)[0]
             spec = doc["spec"]
@@ -369,6 +375,13 @@ class Reconciler:
                                  {"spec": {"updateStrategy": {"partition": action.partition}}})
         elif isinstance(action, DeleteWorkload):
             self.api.delete(workloads.path(ns, action.name))
+
+    def _signed(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """``doc`` annotated with this replica's identity (when it has one)."""
+        if self.identity:
+            doc.setdefault("metadata", {}).setdefault("annotations", {})[
+                ANNOTATION_APPLIED_BY] = self.identity
+        return doc
 
     def _render(self, app: Application, revision: str, replicas: int) -> list[dict[str, Any]]:
         """The workload of ``revision`` from its ControllerRevision (it may be a rollback)."""

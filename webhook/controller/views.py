@@ -139,8 +139,9 @@ def workload_from(obj: Mapping[str, Any]) -> Workload:
     )
 
 
-def event_body(involved: Mapping[str, Any], event: EmitEvent, now: str) -> dict[str, Any]:
-    """A core/v1 Event about ``involved``."""
+def event_body(involved: Mapping[str, Any], event: EmitEvent, now: str,
+               instance: str = "") -> dict[str, Any]:
+    """A core/v1 Event about ``involved``, reported by the replica ``instance``."""
     meta = _map(involved.get("metadata"))
     return {
         "apiVersion": "v1",
@@ -161,6 +162,7 @@ def event_body(involved: Mapping[str, Any], event: EmitEvent, now: str) -> dict[
         "count": 1,
         "source": {"component": "oam-rollout-controller"},
         "reportingComponent": "oam-rollout-controller",
+        **({"reportingInstance": instance} if instance else {}),
     }
 
 
