@@ -26,6 +26,11 @@ BINARIES=(kube-apiserver kube-controller-manager)
 PACKAGES=(golang-go rsync jq make dpkg-dev golang-github-modern-go-reflect2-dev)
 REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 SRC_LIST=/etc/apt/sources.list.d/oam-rollout-deb-src.sources
+# The source tree's name inside the work dir. Its path ends up in the binaries' file
+# tables, as does the build date (make honours SOURCE_DATE_EPOCH): with --workdir
+# /tmp/k8s-src and SOURCE_DATE_EPOCH=1795656582 the build reproduces the team's
+# prebuilt binaries (../shared/k8s/SHA256SUMS) byte for byte.
+SRC_DIR="kubernetes-${K8S_VERSION#v}"
 
 out="${XDG_CACHE_HOME:-$HOME/.cache}/oam-rollout/k8s-$K8S_VERSION"
 workdir=""
@@ -162,7 +167,7 @@ if [ -z "$workdir" ]; then
 fi
 # Only a work dir this run created with mktemp is ever removed.
 if [ "$cleanup" = 1 ]; then trap 'rm -rf -- "$workdir"' EXIT; fi
-run mkdir -p "$workdir/src"
+run mkdir -p "$workdir/$SRC_DIR"
 echo "+ cd $workdir"
 if [ "$dry_run" = 0 ]; then cd "$workdir"; fi
 # Skips the files already downloaded into the work dir (after checking them).
@@ -172,10 +177,10 @@ if [ "$dry_run" = 0 ] && [ ! -f "$orig" ]; then
   # The archive may compress the upstream tarball differently (.xz): take what came.
   orig=$(ls kubernetes_*.orig.tar.* | head -n 1)
 fi
-run tar -xf "$orig" -C src --strip-components=1
+run tar -xf "$orig" -C "$SRC_DIR" --strip-components=1
 
 # 4. reflect2 1.0.2 from Debian in place of the vendored 1.0.1.
-vendor=src/vendor/github.com/modern-go/reflect2
+vendor=$SRC_DIR/vendor/github.com/modern-go/reflect2
 run rm -rf -- "$vendor"
 run mkdir -p "$vendor"
 echo "+ cp $REFLECT2_SRC/*.go $REFLECT2_SRC/*.s $vendor/"
@@ -187,8 +192,8 @@ fi
 
 # 5. build (make generates the openapi files a plain `go build` lacks). Niced: it may
 #    run beside a test session on the same cores.
-echo "+ cd $workdir/src"
-if [ "$dry_run" = 0 ]; then cd "$workdir/src"; fi
+echo "+ cd $workdir/$SRC_DIR"
+if [ "$dry_run" = 0 ]; then cd "$workdir/$SRC_DIR"; fi
 run nice -n 10 make WHAT="$WHAT" KUBE_BUILD_PLATFORMS=linux/amd64 GOLDFLAGS="-s -w"
 
 # 6. check, then install with sums; rename makes a reader never see half a binary.
