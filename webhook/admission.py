@@ -169,17 +169,34 @@ def render_errors(
             continue
         plan = plans[component.name] if plans is not None else component.rollout()
         try:
-            renderer.render_revision(app, component, revision)
-            if plan is not None:
-                renderer.render_rollout(app, component, target_revision_name(component, revision))
-            renderer.render_workload(
-                app, component.spec(), revision.name, plan.target_size if plan else None
-            )
+            _render_component(renderer, app, component, revision, plan)
         except TemplateError as exc:
             errors.append(
                 invalid(component_path(index), component.type, f"cannot be rendered: {exc}")
             )
     return errors
+
+
+def _render_component(
+    renderer: Renderer,
+    app: Application,
+    component: Component,
+    revision: ResolvedRevision,
+    plan: RolloutPlan | None,
+) -> None:
+    """Render the component's revision, Rollout (with a plan) and workload; TemplateError if not."""
+    target = target_revision_name(component, revision)
+    replicas = plan.target_size if plan else None
+    check = getattr(renderer, "check_component", None)
+    if check is not None:
+        # The real Renderer can vouch for inputs it rendered before without decoding the
+        # objects again (admission throws them away): the same renders, remembered.
+        check(app, component, revision, target, replicas, with_rollout=plan is not None)
+        return
+    renderer.render_revision(app, component, revision)
+    if plan is not None:
+        renderer.render_rollout(app, component, target)
+    renderer.render_workload(app, component.spec(), revision.name, replicas)
 
 
 def suspicious(

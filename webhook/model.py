@@ -130,9 +130,16 @@ def plain(value: Any) -> Any:
     Plain containers, not read-only proxies, on purpose: callers json.dumps and
     deepcopy them; the Mapping type hints already say "do not mutate".
     """
-    # Scalars first, and dict/list before the (slower) abstract Mapping check:
-    # parsed specs are mostly strings and numbers in plain dicts.
-    if value is None or isinstance(value, str | int | float):
+    # Exact JSON types first (one type() lookup each, no isinstance walk): parsed specs
+    # are strings and numbers in plain dicts and lists. Subclasses take the slow path.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): plain(v) for k, v in value.items()}
+    if kind is list:
+        return [plain(v) for v in value]
+    if isinstance(value, str | int | float):
         return value
     if isinstance(value, dict | Mapping):
         return {str(k): plain(v) for k, v in value.items()}

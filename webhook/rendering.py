@@ -13,6 +13,9 @@ few contexts rendered to (as JSON text, decoded afresh on every hit so callers n
 share or alias a cached object). Admission renders the same specs again and again
 (retries, updates that change one component of several, the controller's re-syncs),
 and Jinja2 plus the YAML parse of its output was most of the cost of a review.
+Admission only needs to know that a component renders, not the objects: ``check_component``
+remembers which inputs rendered fine, under one key per component, and skips even the
+memo's per-object keys and decoding when it has seen them.
 """
 
 from __future__ import annotations
@@ -217,6 +220,51 @@ class Renderer:
             "owner_references": owner_references,
         }
 
+    # -- admission's check ---------------------------------------------------
+
+    def check_component(
+        self,
+        app: Application,
+        component: Component,
+        resolved: ResolvedRevision,
+        target_revision: str,
+        replicas: int | None,
+        *,
+        with_rollout: bool,
+    ) -> None:
+        """Render what admission applies for ``component``; TemplateError if any fails.
+
+        The ControllerRevision of ``resolved``, the Rollout aiming at ``target_revision``
+        when ``with_rollout``, and the workload of ``resolved`` with ``replicas``. Inputs
+        that rendered fine before are not rendered again.
+        """
+        key = self._memo.check_key(
+            [
+                app.name,
+                app.namespace,
+                app.uid,
+                component.name,
+                component.type,
+                component.external_revision,
+                component.properties,
+                [[trait.type, trait.properties] for trait in component.traits],
+                resolved.name,
+                resolved.number,
+                resolved.spec_hash,
+                target_revision,
+                replicas,
+                with_rollout,
+            ]
+        )
+        if key is not None and self._memo.rendered_ok(key):
+            return
+        self.render_revision(app, component, resolved)
+        if with_rollout:
+            self.render_rollout(app, component, target_revision)
+        self.render_workload(app, component.spec(), resolved.name, replicas)
+        if key is not None:
+            self._memo.remember_ok(key)
+
     # -- the objects --------------------------------------------------------
 
     def render_revision(
@@ -379,6 +427,7 @@ class Renderer:
 
 # One encoder for every memo key: json.dumps with options builds a new one per call.
 _KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_CHECK_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 class RenderMemo:
@@ -386,7 +435,9 @@ class RenderMemo:
 
     Values are stored as JSON text and decoded on every hit: each caller gets objects of
     its own. Contexts or results that JSON cannot carry exactly are simply not memoized.
-    Failed renders are never stored, so errors are always raised afresh.
+    Failed renders are never stored, so errors are always raised afresh. Beside the
+    objects it keeps, under the same bound, the keys of component checks that rendered
+    fine (see Renderer.check_component); those hold no objects at all.
     """
 
     def __init__(self, size: int) -> None:
@@ -394,6 +445,7 @@ class RenderMemo:
         self.hits = 0
         self.misses = 0
         self._entries: OrderedDict[str, str] = OrderedDict()
+        self._checked: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
     def key(self, name: str, context: Mapping[str, Any]) -> str | None:
@@ -433,6 +485,31 @@ class RenderMemo:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    # Checks: which inputs rendered fine (nothing decoded, nothing handed out).
+
+    def check_key(self, inputs: list[Any]) -> str | None:
+        if not self.size:
+            return None
+        try:
+            # Unsorted is still exact: equal text means equal values in equal order.
+            return _CHECK_ENCODER.encode(inputs)
+        except (TypeError, ValueError):
+            return None
+
+    def rendered_ok(self, key: str) -> bool:
+        with self._lock:
+            if key not in self._checked:
+                return False
+            self._checked.move_to_end(key)
+            return True
+
+    def remember_ok(self, key: str) -> None:
+        with self._lock:
+            self._checked[key] = None
+            self._checked.move_to_end(key)
+            while len(self._checked) > self.size:
+                self._checked.popitem(last=False)
 
 
 def planned_replicas(

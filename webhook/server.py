@@ -49,6 +49,9 @@ class CachedReader(Protocol):
 
 
 review_log = logging.getLogger("oam_rollout.reviews")
+# Built once: json.dumps with any option builds a new encoder on every call.
+_REVIEW_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_LOG_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 error_log = logging.getLogger("oam_rollout.webhook")
 
 
@@ -170,7 +173,7 @@ class ReviewLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         # (a third of a review's logging cost), written under the handler's lock as emit is.
         entry["ts"] = round(time.time(), 3)
         entry["logger"] = logger.name
-        line = json.dumps(entry, default=str, separators=(",", ":")) + self.terminator
+        line = _LOG_ENCODER.encode(entry) + self.terminator
         with self.lock:  # type: ignore[union-attr]
             try:
                 self.stream.write(line)
@@ -286,7 +289,7 @@ def create_app(
                 review_request,
                 f"oam-rollout {mode} hit an internal error (incident {incident}, see its log)",
             )
-        payload = json.dumps(response, separators=(",", ":")).encode()
+        payload = _REVIEW_ENCODER.encode(response).encode()
         record(mode, review_request, response, time.perf_counter() - started)
         return 200, payload
 
