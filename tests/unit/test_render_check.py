@@ -7,41 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.test_render_memo import make_app
 from webhook.admission import render_errors
 from webhook.errors import TemplateError
-from webhook.model import Application, parse_application
+from webhook.model import Application
 from webhook.rendering import Renderer, default_templates_dir
 from webhook.revisions import resolve_revisions
 from webhook.state import ObservedState
-
-
-def make_app(ctype: str = "webservice", image: str = "stefanprodan/podinfo:4.0.3") -> Application:
-    raw = {
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": "shop", "namespace": "prod", "uid": "uid-1"},
-        "spec": {
-            "components": [
-                {
-                    "name": "web",
-                    "type": ctype,
-                    "properties": {"image": image, "port": 8080},
-                    "traits": [
-                        {
-                            "type": "rollout",
-                            "properties": {
-                                "targetSize": 5,
-                                "rolloutBatches": [{"replicas": 2}, {"replicas": 3}],
-                            },
-                        }
-                    ],
-                }
-            ]
-        },
-    }
-    app, errors = parse_application(raw)
-    assert app is not None, errors
-    return app
 
 
 def check(renderer: Renderer, app: Application) -> None:
@@ -59,7 +31,7 @@ def renders_counted(renderer: Renderer) -> int:
 @pytest.mark.parametrize("ctype", ["webservice", "worker", "cloneset"])
 def test_a_component_that_rendered_fine_is_not_rendered_again(ctype: str) -> None:
     renderer = Renderer()
-    app = make_app(ctype)
+    app = make_app(ctype=ctype)
     check(renderer, app)
     first = renders_counted(renderer)
     check(renderer, app)
@@ -79,7 +51,7 @@ def test_a_failing_component_fails_every_check(tmp_path: Path) -> None:
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ properties.missing | tojson }}}\n"
     )
     renderer = Renderer(tmp_path / "t")
-    app = make_app("broken")
+    app = make_app(ctype="broken")
     for _ in range(2):
         with pytest.raises(TemplateError, match="missing"):
             check(renderer, app)
@@ -104,7 +76,7 @@ def test_admission_finds_the_same_render_errors_with_and_without_the_memo(
     renderer = Renderer(tmp_path / "t", cache_size=cache_size)
     found = []
     for ctype in ("webservice", "broken", "webservice", "broken"):
-        app = make_app(ctype)
+        app = make_app(ctype=ctype)
         resolved, _ = resolve_revisions(app, ObservedState(namespace="prod"))
         found.append([str(e.path) for e in render_errors(app, resolved, renderer)])
     assert found == [[], ["spec.components[0]"], [], ["spec.components[0]"]]
