@@ -195,26 +195,10 @@ def test_the_simulated_cloneset_controller_updates_in_place_up_to_the_partition(
     assert (names(kubectl, namespace, "pods", "app=cs"), images) == (before, ["podinfo:5.0.2"] * 5)
 
 
-APPLICATION = """
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: rollout-trait-test
-spec:
-  components:
-    - name: express-server
-      type: webservice
-      externalRevision: express-server-v1
-      properties:
-        image: stefanprodan/podinfo:4.0.3
-      traits:
-        - type: rollout
-          properties:
-            targetSize: 5
-            rolloutBatches:
-              - replicas: 2
-              - replicas: 3
-"""
+# The spec's first Application, as the golden folder holds it.
+APPLICATION = (
+    Path(__file__).parents[1] / "golden" / "01-first-deploy" / "application.yaml"
+).read_text()
 
 ROLLOUT = """
 apiVersion: standard.oam.dev/v1alpha1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,30 +16,11 @@ from webhook.rendering import Renderer
 NS = "ns"
 APP_PATH = f"/apis/core.oam.dev/v1beta1/namespaces/{NS}/applications/rollout-trait-test"
 ROLLOUT_PATH = f"/apis/standard.oam.dev/v1alpha1/namespaces/{NS}/rollouts/express-server"
-SPEC_APP = yaml.safe_load("""
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: rollout-trait-test
-  namespace: ns
-  uid: app-uid
-  generation: 1
-  resourceVersion: "10"
-spec:
-  components:
-    - name: express-server
-      type: webservice
-      externalRevision: express-server-v1
-      properties:
-        image: stefanprodan/podinfo:4.0.3
-      traits:
-        - type: rollout
-          properties:
-            targetSize: 5
-            rolloutBatches:
-              - replicas: 2
-              - replicas: 3
-""")
+# The spec's first Application (the golden folder's), as the API would return it.
+SPEC_APP = yaml.safe_load(
+    (Path(__file__).parents[1] / "golden" / "01-first-deploy" / "application.yaml").read_text()
+)
+SPEC_APP["metadata"].update(namespace=NS, uid="app-uid", generation=1, resourceVersion="10")
 
 
 def terms(selector: str | None) -> list[str]:
