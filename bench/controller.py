@@ -37,7 +37,7 @@ if not __package__:
     # bench/webhook.py would shadow the webhook package. Use the repository root instead.
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from webhook.controller.api import (
+from webhook.kube.client import (
     APPLICATIONS,
     DEPLOYMENTS,
     ROLLOUTS,
@@ -278,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.kubeconfig:
         kubeconfig = Path(args.kubeconfig)
     else:
-        from webhook.testing.cluster import LocalCluster
-        from webhook.testing.kubelet import SimulatedKubelet
+        from webhook.localcluster.cluster import LocalCluster
+        from webhook.localcluster.kubelet import SimulatedKubelet
 
         cluster = LocalCluster(die_with_parent=True)
         cluster.start()

@@ -85,10 +85,10 @@ def corpus() -> list[tuple[str, str, bytes]]:
 
 def stub_lists() -> dict[str, bytes]:
     """The lists `scaled` needs: revision v1 of express-server, a Rollout settled at 5."""
-    from webhook.model import parse_application
-    from webhook.rendering import Renderer
-    from webhook.revisions import resolve_revisions
-    from webhook.state import ObservedState
+    from webhook.core.model import parse_application
+    from webhook.core.revisions import resolve_revisions
+    from webhook.core.state import ObservedState
+    from webhook.render.renderer import Renderer
 
     app, _ = parse_application(_app("scaled"))
     assert app is not None
@@ -479,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_baseline(int(port), cert, key, opts.workers, opts.threads)
         return 0
 
-    from webhook.certs import generate
+    from webhook.admission.certs import generate
 
     began = time.monotonic()
     load_before = os.getloadavg()[0]

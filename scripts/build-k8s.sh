@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build kube-apiserver and kube-controller-manager v1.20.2 from Debian's source package.
 #
-# The slow path of the control-plane binary lookup (webhook/testing/tools.py), used only
+# The slow path of the control-plane binary lookup (webhook/localcluster/tools.py), used only
 # when $KUBEBUILDER_ASSETS, the cache dir and ../shared/k8s all lack the binaries.
 # On a Debian bookworm machine (root, or sudo available) it:
 #   1. adds deb-src entries mirroring the Debian deb entries, if none exist;

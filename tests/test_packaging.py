@@ -56,7 +56,10 @@ def test_the_installed_wheel_renders_the_spec_application(tmp_path: Path) -> Non
     (site / "borrowed-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
     sh(python, "-m", "pip", "install", "--no-deps", "--no-index", wheels[0], cwd=tmp_path)
 
-    where = "import webhook.rendering as r; print(r.__file__); print(r.default_templates_dir())"
+    where = (
+        "import webhook.render.renderer as r; print(r.__file__); "
+        "print(r.default_templates_dir())"
+    )
     located = sh(python, "-c", where, cwd=tmp_path).split()
     assert [Path(p).is_relative_to(site) for p in located] == [True, True]
     assert located[1].endswith("webhook/_data/templates")

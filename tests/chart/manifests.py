@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from webhook.testing.tools import helm_path
+from webhook.localcluster.tools import helm_path
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "oam-rollout"
 RELEASE = "rel"

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from tests.chart import manifests as m
-from webhook.commands import demo
-from webhook.labels import ROLLOUT_SUCCEED
-from webhook.model import parse_application
-from webhook.paths import FieldPath
-from webhook.rendering import Renderer
-from webhook.state import ComponentObservation
-from webhook.validation import check_scale, validate_static
+from webhook.cli import demo
+from webhook.core.labels import ROLLOUT_SUCCEED
+from webhook.core.model import parse_application
+from webhook.core.paths import FieldPath
+from webhook.core.state import ComponentObservation
+from webhook.core.validation import check_scale, validate_static
+from webhook.render.renderer import Renderer
 
 STEPS = demo.scenario(include_cloneset=True)
 

@@ -26,7 +26,7 @@ from tests.cluster.test_rollout_spec import (
     wait_for,
 )
 from tests.fixtures.controller import ControllerProcess, ReadySampler
-from webhook.testing.cluster import LocalCluster
+from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -19,7 +19,7 @@ import pytest
 from tests.cluster.test_controller_resilience import application, wait_settled
 from tests.fixtures.cluster import namespace_name, wait_for_default_service_account
 from tests.fixtures.controller import ControllerProcess
-from webhook.testing.cluster import LocalCluster
+from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -20,7 +20,7 @@ import yaml
 
 from tests.chart.manifests import CHART_DIR
 from tests.fixtures.webhook import application
-from webhook.labels import (
+from webhook.core.labels import (
     ANNOTATION_REVISIONS,
     APP_GROUP,
     APP_PLURAL,

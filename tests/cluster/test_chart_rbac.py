@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.chart.manifests import CHART_DIR
-from webhook.kube import load_api_reader, read_observed_state
+from webhook.kube.reader import load_api_reader, read_observed_state
 
 pytestmark = pytest.mark.cluster
 

@@ -30,9 +30,14 @@ import pytest
 import yaml
 
 from tests.fixtures.cluster import ToolFailed, ToolRunner
-from webhook.testing import cluster as cluster_module
-from webhook.testing.cluster import ClusterStartError, ClusterState, LocalCluster, process_alive
-from webhook.testing.kubelet import CRASH_AFTER, NEVER_READY
+from webhook.localcluster import cluster as cluster_module
+from webhook.localcluster.cluster import (
+    ClusterStartError,
+    ClusterState,
+    LocalCluster,
+    process_alive,
+)
+from webhook.localcluster.kubelet import CRASH_AFTER, NEVER_READY
 
 pytestmark = pytest.mark.cluster
 
@@ -482,7 +487,7 @@ def test_cluster_up_then_down_twice_leaves_no_process_and_no_temp_dir(tmp_path: 
     # A cluster name of its own, so a developer's `default` cluster is never touched.
     name = f"test-{secrets.token_hex(3)}"
     env = dict(os.environ)
-    from webhook.testing.background import state_path
+    from webhook.localcluster.background import state_path
 
     leftovers = []
     try:
@@ -521,7 +526,7 @@ def test_cluster_up_then_down_twice_leaves_no_process_and_no_temp_dir(tmp_path: 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill-then-down"])
 def test_a_cluster_up_stopped_halfway_leaves_nothing_behind(how: str) -> None:
-    from webhook.testing.background import state_path
+    from webhook.localcluster.background import state_path
 
     name = f"test-{secrets.token_hex(3)}"
     path = state_path(name)

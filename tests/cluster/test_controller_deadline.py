@@ -23,8 +23,8 @@ import pytest
 
 from tests.cluster.test_controller_resilience import application, wait_settled
 from tests.fixtures.controller import ControllerProcess
-from webhook.testing.cluster import LocalCluster
-from webhook.testing.kubelet import NEVER_READY
+from webhook.localcluster.cluster import LocalCluster
+from webhook.localcluster.kubelet import NEVER_READY
 
 pytestmark = pytest.mark.cluster
 

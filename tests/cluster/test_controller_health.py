@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.test_controller_resilience import application, wait_settled
 from tests.fixtures.controller import ControllerProcess
-from webhook.testing.cluster import LocalCluster
+from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

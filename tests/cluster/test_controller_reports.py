@@ -13,7 +13,7 @@ import pytest
 
 from tests.cluster.test_controller_resilience import application, wait_settled
 from tests.fixtures.controller import ControllerProcess
-from webhook.testing.cluster import LocalCluster
+from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

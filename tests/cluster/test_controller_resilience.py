@@ -16,7 +16,8 @@ import pytest
 
 from tests.cluster.test_rollout_spec import deploys, parse_table, rollout_row, without_age
 from tests.fixtures.controller import SESSION_LEASE, ControllerProcess, ReadySampler
-from webhook.controller.api import (
+from webhook.controller.reconcile import ANNOTATION_APPLIED_BY
+from webhook.kube.client import (
     APPLICATIONS,
     DEPLOYMENTS,
     EVENTS,
@@ -27,8 +28,7 @@ from webhook.controller.api import (
     connect,
     writer_identity,
 )
-from webhook.controller.reconcile import ANNOTATION_APPLIED_BY
-from webhook.testing.cluster import LocalCluster
+from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.controller import ControllerProcess, ReadySampler
-from webhook.testing.cluster import LocalCluster
+from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

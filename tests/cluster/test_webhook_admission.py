@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.webhook import application
-from webhook.kube import load_api_reader, read_observed_state
-from webhook.labels import (
+from webhook.core.labels import (
     ANNOTATION_REVISIONS,
     LABEL_CONTROLLER_COMPONENT,
     ROLLING_IN_BATCHES,
@@ -24,9 +23,10 @@ from webhook.labels import (
     ROLLOUT_KIND,
     ROLLOUT_SUCCEED,
 )
-from webhook.model import parse_application
-from webhook.rendering import Renderer
-from webhook.revisions import resolve_revisions
+from webhook.core.model import parse_application
+from webhook.core.revisions import resolve_revisions
+from webhook.kube.reader import load_api_reader, read_observed_state
+from webhook.render.renderer import Renderer
 
 pytestmark = pytest.mark.cluster
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from webhook.errors import ClusterReadError
-from webhook.kube import load_api_client, load_api_reader, read_observed_state
-from webhook.labels import ROLLOUT_SUCCEED
-from webhook.state import ComponentObservation
+from webhook.core.errors import ClusterReadError
+from webhook.core.labels import ROLLOUT_SUCCEED
+from webhook.core.state import ComponentObservation
+from webhook.kube.reader import load_api_client, load_api_reader, read_observed_state
 
 pytestmark = pytest.mark.cluster
 
@@ -81,7 +81,7 @@ def test_an_api_error_is_a_cluster_read_error_with_the_apiservers_message(
 def test_the_watch_fed_cache_follows_the_api_and_reads_like_the_direct_reader(
     cluster: Any, kubectl: Any, namespace: str
 ) -> None:
-    from webhook.statecache import StateCache
+    from webhook.admission.statecache import StateCache
 
     reader = load_api_reader(str(cluster.kubeconfig))
     cache = StateCache(reader)

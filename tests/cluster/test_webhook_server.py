@@ -28,7 +28,7 @@ from tests.fixtures.webhook import (
     dummy_kubeconfig,
     start_webhook,
 )
-from webhook.certs import CERT_FILE, generate
+from webhook.admission.certs import CERT_FILE, generate
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from webhook.model import parse_application
-from webhook.rendering import Renderer
-from webhook.state import ObservedState
+from webhook.core.model import parse_application
+from webhook.core.state import ObservedState
+from webhook.render.renderer import Renderer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

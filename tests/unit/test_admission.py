@@ -12,13 +12,13 @@ import jsonpatch
 import pytest
 
 from tests.fixtures.webhook import StubRenderer, admission_review, application
-from webhook.admission import annotation_patch, mutate, review, revisions_annotation, validate
-from webhook.errors import ClusterReadError
-from webhook.labels import ANNOTATION_REVISIONS, ROLLING_IN_BATCHES, ROLLOUT_SUCCEED
-from webhook.model import parse_application
-from webhook.reviews import BadReview, parse_review
-from webhook.revisions import spec_hash
-from webhook.state import ComponentObservation, ObservedState, RevisionRecord
+from webhook.admission.judge import annotation_patch, mutate, review, revisions_annotation, validate
+from webhook.admission.reviews import BadReview, parse_review
+from webhook.core.errors import ClusterReadError
+from webhook.core.labels import ANNOTATION_REVISIONS, ROLLING_IN_BATCHES, ROLLOUT_SUCCEED
+from webhook.core.model import parse_application
+from webhook.core.revisions import spec_hash
+from webhook.core.state import ComponentObservation, ObservedState, RevisionRecord
 
 TRAIT = "spec.components[0].traits[0].properties"
 
@@ -532,7 +532,7 @@ def test_dry_run_mutation_patches_exactly_like_a_real_request() -> None:
 
 
 def test_the_annotation_is_compact_key_sorted_json() -> None:
-    from webhook.revisions import ResolvedRevision
+    from webhook.core.revisions import ResolvedRevision
 
     resolved = {
         "b": ResolvedRevision("b", "b-v2", 2, "h", False),

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.controller.batches import (
+from webhook.controller.machine import (
     CONDITION_COMPLETE,
     TRANSITIONS,
     Condition,
@@ -35,7 +35,7 @@ from webhook.controller.batches import (
     expected_sum,
     prospective_run,
 )
-from webhook.labels import (
+from webhook.core.labels import (
     BATCH_IN_ROLLING,
     BATCH_READY,
     FINALISING,

@@ -16,10 +16,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from webhook.certs import CA_FILE, CERT_FILE, KEY_FILE, generate, parse_hosts
+from webhook.admission.certs import CA_FILE, CERT_FILE, KEY_FILE, generate, parse_hosts
+from webhook.admission.tls import TlsReloader
 from webhook.cli import main
-from webhook.errors import InputError
-from webhook.tls import TlsReloader
+from webhook.core.errors import InputError
 
 HOSTS = ["127.0.0.1", "oam-rollout-webhook.oam-rollout-system.svc", "::1"]
 

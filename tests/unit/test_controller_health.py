@@ -21,7 +21,7 @@ from webhook.controller.health import (
 )
 from webhook.controller.loop import Watcher, WorkQueue
 from webhook.controller.metrics import ControllerMetrics
-from webhook.labels import ROLLING_IN_BATCHES, ROLLOUT_FAILED, ROLLOUT_SUCCEED
+from webhook.core.labels import ROLLING_IN_BATCHES, ROLLOUT_FAILED, ROLLOUT_SUCCEED
 
 LIVE_ROWS = [
     pytest.param(HealthFacts(100.0, "leader"), [], id="an idle leader is alive"),
@@ -177,7 +177,7 @@ def test_a_deadline_wake_up_reconciles_the_key_once_when_it_falls_due() -> None:
 
 
 def test_a_watch_of_a_kind_that_is_not_installed_does_not_hold_readiness() -> None:
-    from webhook.controller.api import CLONESETS, ApiError
+    from webhook.kube.client import CLONESETS, ApiError
 
     class Missing:
         def request(self, *args: object, **kw: object) -> object:

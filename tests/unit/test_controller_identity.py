@@ -12,11 +12,11 @@ import pytest
 
 from tests.unit.test_controller_views import ROLLOUT
 from tests.unit.test_reconcile import APP_PATH, NS, SPEC_APP, FakeApi, flush
-from webhook.controller.api import FIELD_MANAGER, writer_identity, writer_manager
-from webhook.controller.batches import EmitEvent
+from webhook.controller.machine import EmitEvent
 from webhook.controller.reconcile import ANNOTATION_APPLIED_BY, Reconciler
 from webhook.controller.views import event_body
-from webhook.rendering import Renderer
+from webhook.kube.client import FIELD_MANAGER, writer_identity, writer_manager
+from webhook.render.renderer import Renderer
 
 
 @pytest.mark.parametrize(("identity", "manager"), [

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from webhook.controller.api import (
+from webhook.controller.loop import LeaderElector, WorkQueue, keys_for
+from webhook.controller.reconcile import ANNOTATION_ROLLED_BY
+from webhook.kube.client import (
     APPLICATIONS,
     CLONESETS,
     DEPLOYMENTS,
@@ -17,8 +19,6 @@ from webhook.controller.api import (
     ApiError,
     Resource,
 )
-from webhook.controller.loop import LeaderElector, WorkQueue, keys_for
-from webhook.controller.reconcile import ANNOTATION_ROLLED_BY
 
 OWNER = [{"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "name": "shop",
           "uid": "u1", "controller": True}]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from webhook.controller.batches import (
+from webhook.controller.machine import (
     Condition,
     EmitEvent,
     Plan,

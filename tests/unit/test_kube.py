@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from webhook.errors import ClusterReadError
-from webhook.kube import (
+from webhook.core.errors import ClusterReadError
+from webhook.core.state import ComponentObservation, RevisionRecord
+from webhook.kube.reader import (
     IN_CLUSTER_DIR,
     ApiReader,
     Credentials,
@@ -21,7 +22,6 @@ from webhook.kube import (
     observed_state_from,
     revision_record,
 )
-from webhook.state import ComponentObservation, RevisionRecord
 
 
 def controller_revision(name: str, component: str, number: Any, **meta: Any) -> dict[str, Any]:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.errors import InputError
-from webhook.model import (
+from webhook.core.errors import InputError
+from webhook.core.model import (
     Application,
     RolloutBatch,
     RolloutPlan,
@@ -22,8 +22,8 @@ from webhook.model import (
     parse_application,
     parse_rollout_plan,
 )
-from webhook.paths import FieldPath
-from webhook.state import ComponentObservation
+from webhook.core.paths import FieldPath
+from webhook.core.state import ComponentObservation
 
 
 def application(**component: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.controller.batches import (
+from webhook.controller.machine import (
     CONDITION_PROGRESSING,
     REASON_DEADLINE,
     Condition,
@@ -29,7 +29,7 @@ from webhook.controller.batches import (
     WorkloadKind,
     decide,
 )
-from webhook.labels import (
+from webhook.core.labels import (
     BATCH_IN_ROLLING,
     BATCH_INITIALIZING,
     BATCH_READY,

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.controller.api import ApiError
 from webhook.controller.reconcile import ANNOTATION_ROLLED_BY, Reconciler
-from webhook.rendering import Renderer
+from webhook.kube.client import ApiError
+from webhook.render.renderer import Renderer
 
 NS = "ns"
 APP_PATH = f"/apis/core.oam.dev/v1beta1/namespaces/{NS}/applications/rollout-trait-test"

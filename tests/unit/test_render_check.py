@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_render_memo import make_app
-from webhook.admission import render_errors
-from webhook.errors import TemplateError
-from webhook.model import Application
-from webhook.rendering import Renderer, default_templates_dir
-from webhook.revisions import resolve_revisions
-from webhook.state import ObservedState
+from webhook.admission.judge import render_errors
+from webhook.core.errors import TemplateError
+from webhook.core.model import Application
+from webhook.core.revisions import resolve_revisions
+from webhook.core.state import ObservedState
+from webhook.render.renderer import Renderer, default_templates_dir
 
 
 def check(renderer: Renderer, app: Application) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from webhook.errors import TemplateError
-from webhook.model import Application, parse_application
-from webhook.rendering import Renderer, RenderMemo, default_templates_dir
-from webhook.revisions import resolve_revisions
-from webhook.state import ObservedState
+from webhook.core.errors import TemplateError
+from webhook.core.model import Application, parse_application
+from webhook.core.revisions import resolve_revisions
+from webhook.core.state import ObservedState
+from webhook.render.renderer import Renderer, RenderMemo, default_templates_dir
 
 
 def make_app(image: str = "stefanprodan/podinfo:4.0.3", ctype: str = "webservice") -> Application:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from webhook.errors import TemplateError
-from webhook.model import Application, RolloutBatch, RolloutPlan, parse_application
-from webhook.rendering import Renderer, default_templates_dir, planned_replicas
-from webhook.revisions import ResolvedRevision
-from webhook.state import ObservedState
+from webhook.core.errors import TemplateError
+from webhook.core.model import Application, RolloutBatch, RolloutPlan, parse_application
+from webhook.core.revisions import ResolvedRevision
+from webhook.core.state import ObservedState
+from webhook.render.renderer import Renderer, default_templates_dir, planned_replicas
 
 UID = "0b6c1a9e-5a9e-4d61-9d1c-6d0f7f1c0001"
 OWNER = {

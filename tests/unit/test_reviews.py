@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.webhook import admission_review, application
-from webhook.errors import invalid, required
-from webhook.paths import FieldPath
-from webhook.reviews import (
+from webhook.admission.reviews import (
     MAX_WARNING_CHARS,
     BadReview,
     allowed,
@@ -20,7 +18,9 @@ from webhook.reviews import (
     parse_review,
     patched,
 )
-from webhook.reviews import invalid as invalid_review
+from webhook.admission.reviews import invalid as invalid_review
+from webhook.core.errors import invalid, required
+from webhook.core.paths import FieldPath
 
 V1 = "admission.k8s.io/v1"
 V1BETA1 = "admission.k8s.io/v1beta1"

@@ -6,16 +6,16 @@ from typing import Any
 
 import pytest
 
-from webhook.model import Component, RolloutBatch, RolloutPlan, Trait, parse_application
-from webhook.paths import FieldPath
-from webhook.revisions import (
+from webhook.core.model import Component, RolloutBatch, RolloutPlan, Trait, parse_application
+from webhook.core.paths import FieldPath
+from webhook.core.revisions import (
     ResolvedRevision,
     resolve_revision,
     resolve_revisions,
     spec_hash,
     target_revision_name,
 )
-from webhook.state import ObservedState, RevisionRecord
+from webhook.core.state import ObservedState, RevisionRecord
 
 PATH = FieldPath.root("spec", "components").index(0)
 V4 = {"image": "stefanprodan/podinfo:4.0.3"}

@@ -13,9 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures.webhook import StubRenderer, admission_review, application
-from webhook.errors import ClusterReadError, OamRolloutError
-from webhook.server import MAX_BODY_BYTES, JsonFormatter, Metrics, ReviewLineHandler, create_app
-from webhook.state import ObservedState
+from webhook.admission.server import (
+    MAX_BODY_BYTES,
+    JsonFormatter,
+    Metrics,
+    ReviewLineHandler,
+    create_app,
+)
+from webhook.core.errors import ClusterReadError, OamRolloutError
+from webhook.core.state import ObservedState
 
 
 def empty_state(namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:

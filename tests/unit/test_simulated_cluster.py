@@ -21,8 +21,8 @@ import yaml
 
 from tests.fixtures.cluster import namespace_name
 from webhook import cli
-from webhook.testing import tools
-from webhook.testing.cloneset import (
+from webhook.localcluster import tools
+from webhook.localcluster.cloneset import (
     PodView,
     cloneset_status,
     plan_cloneset,
@@ -30,8 +30,13 @@ from webhook.testing.cloneset import (
     scaled_partition,
     template_shape,
 )
-from webhook.testing.cluster import ClusterStartError, LocalCluster, crd_paths, kubeconfig_document
-from webhook.testing.kubelet import (
+from webhook.localcluster.cluster import (
+    ClusterStartError,
+    LocalCluster,
+    crd_paths,
+    kubeconfig_document,
+)
+from webhook.localcluster.kubelet import (
     CRASH_AFTER,
     NEVER_READY,
     PodAction,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from webhook.errors import ClusterReadError
-from webhook.kube import observed_state_from
-from webhook.statecache import StateCache, _Gone
+from webhook.admission.statecache import StateCache, _Gone
+from webhook.core.errors import ClusterReadError
+from webhook.kube.reader import observed_state_from
 
 REVISIONS = "/apis/apps/v1/controllerrevisions"
 ROLLOUTS = "/apis/standard.oam.dev/v1alpha1/rollouts"

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webhook.errors import ErrorType
-from webhook.model import RolloutBatch, RolloutPlan, parse_application
-from webhook.paths import FieldPath
-from webhook.revisions import resolve_revisions
-from webhook.state import ComponentObservation, ObservedState, RevisionRecord
-from webhook.validation import (
+from webhook.core.errors import ErrorType
+from webhook.core.model import RolloutBatch, RolloutPlan, parse_application
+from webhook.core.paths import FieldPath
+from webhook.core.revisions import resolve_revisions
+from webhook.core.state import ComponentObservation, ObservedState, RevisionRecord
+from webhook.core.validation import (
     check_partition,
     check_scale,
     expected_batch_sum,
@@ -375,7 +375,7 @@ def live(
     batch: int | None = None,
     target: str | None = None,
 ) -> ObservedState:
-    from webhook.revisions import spec_hash
+    from webhook.core.revisions import spec_hash
 
     revisions = (
         RevisionRecord("express-server-v1", "express-server", 1, spec_hash(V4), V4),

@@ -23,7 +23,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from webhook.controller.api import (
+from webhook.controller.health import HealthFacts
+from webhook.controller.metrics import ControllerMetrics
+from webhook.controller.reconcile import ANNOTATION_ROLLED_BY, Reconciler
+from webhook.core.errors import OamRolloutError
+from webhook.core.labels import (
+    APP_KIND,
+    LABEL_APP_NAME,
+    LABEL_COMPONENT,
+    LABEL_CONTROLLER_COMPONENT,
+)
+from webhook.kube.client import (
     APPLICATIONS,
     CLONESETS,
     DEPLOYMENTS,
@@ -34,11 +44,6 @@ from webhook.controller.api import (
     KubeApi,
     Resource,
 )
-from webhook.controller.health import HealthFacts
-from webhook.controller.metrics import ControllerMetrics
-from webhook.controller.reconcile import ANNOTATION_ROLLED_BY, Reconciler
-from webhook.errors import OamRolloutError
-from webhook.labels import APP_KIND, LABEL_APP_NAME, LABEL_COMPONENT, LABEL_CONTROLLER_COMPONENT
 
 log = logging.getLogger("oam-rollout.controller")
 

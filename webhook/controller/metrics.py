@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from webhook.labels import (
+from webhook.core.labels import (
     ABANDONING,
     FINALISING,
     INITIALIZING,

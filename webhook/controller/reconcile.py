@@ -21,17 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from webhook.controller.api import (
-    APPLICATIONS,
-    CLONESETS,
-    DEPLOYMENTS,
-    EVENTS,
-    REVISIONS,
-    ROLLOUTS,
-    ApiError,
-    KubeApi,
-)
-from webhook.controller.batches import (
+from webhook.controller.machine import (
     Action,
     CreateWorkload,
     DeleteWorkload,
@@ -56,19 +46,29 @@ from webhook.controller.views import (
     status_from,
     workload_from,
 )
-from webhook.errors import OamRolloutError
-from webhook.kube import observed_state_from
-from webhook.labels import (
+from webhook.core.errors import OamRolloutError
+from webhook.core.labels import (
     ANNOTATION_REVISIONS,
     APP_KIND,
     LABEL_APP_NAME,
     LABEL_COMPONENT,
     LABEL_CONTROLLER_COMPONENT,
 )
-from webhook.model import Application, Component, parse_application
-from webhook.rendering import Renderer
-from webhook.revisions import ResolvedRevision, resolve_revisions, target_revision_name
-from webhook.state import ObservedState
+from webhook.core.model import Application, Component, parse_application
+from webhook.core.revisions import ResolvedRevision, resolve_revisions, target_revision_name
+from webhook.core.state import ObservedState
+from webhook.kube.client import (
+    APPLICATIONS,
+    CLONESETS,
+    DEPLOYMENTS,
+    EVENTS,
+    REVISIONS,
+    ROLLOUTS,
+    ApiError,
+    KubeApi,
+)
+from webhook.kube.reader import observed_state_from
+from webhook.render.renderer import Renderer
 
 log = logging.getLogger("oam-rollout.controller")
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from webhook.controller.batches import (
+from webhook.controller.machine import (
     CONDITION_COMPLETE,
     CONDITION_PROGRESSING,
     REASON_DEADLINE,
@@ -20,7 +20,7 @@ from webhook.controller.batches import (
     waiting_on_batch,
 )
 from webhook.controller.views import plan_from, progress_from
-from webhook.labels import BATCH_READY, ROLLOUT_FAILED, ROLLOUT_SUCCEED
+from webhook.core.labels import BATCH_READY, ROLLOUT_FAILED, ROLLOUT_SUCCEED
 
 BAR_WIDTH = 20
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from webhook.controller.batches import (
+from webhook.controller.machine import (
     CONDITION_COMPLETE,
     Condition,
     EmitEvent,
@@ -20,7 +20,7 @@ from webhook.controller.batches import (
     Workload,
     WorkloadKind,
 )
-from webhook.labels import BATCH_READY, LABEL_REVISION, ROLLOUT_FAILED, ROLLOUT_SUCCEED
+from webhook.core.labels import BATCH_READY, LABEL_REVISION, ROLLOUT_FAILED, ROLLOUT_SUCCEED
 
 PHASE_RUNNING = "running"
 PHASE_FAILED = "failed"

@@ -1,0 +1,139 @@
+"""The ``oam-rollout controller`` subcommand: run the companion controller until signalled.
+
+Holds argument parsing, logging setup and signal handling. It must not hold controller
+logic (webhook.controller.*) and must exit cleanly, releasing its Lease, on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+NAME = "controller"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        NAME,
+        help="run the controller: revisions, workloads and rollout batches",
+        description=(
+            "Watch Applications, Rollouts, ControllerRevisions, Deployments and CloneSets; "
+            "create component revisions and Rollouts, and roll workloads batch by batch."
+        ),
+    )
+    p.add_argument("--kubeconfig", metavar="FILE",
+                   help="kubeconfig (default: in-cluster, else $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--namespace", metavar="NS",
+                   help="only act in this namespace (default: all namespaces)")
+    p.add_argument("--leader-elect", action="store_true",
+                   help="act only while holding the coordination.k8s.io/v1 Lease")
+    p.add_argument("--lease-namespace", metavar="NS", default=None,
+                   help="namespace of the Lease (default: --namespace, else default)")
+    p.add_argument("--lease-name", default="oam-rollout-controller", metavar="NAME")
+    p.add_argument("--identity", metavar="ID",
+                   help="this replica's name in the Lease, on its Events and writes (default: "
+                   "HOSTNAME_PID); a restart "
+                   "with the same identity takes the lease back at once")
+    p.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS",
+                   help="how long a silent leader keeps the lease (default 15)")
+    p.add_argument("--renew-deadline", type=float, default=10.0, metavar="SECONDS",
+                   help="a leader that cannot renew for this long stops (default 10)")
+    p.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS",
+                   help="how often the lease is renewed or tried (default 2)")
+    p.add_argument("--workers", type=int, default=4, metavar="N",
+                   help="reconciles run in parallel (default 4)")
+    p.add_argument("--resync", type=int, default=300, metavar="SECONDS",
+                   help="re-list everything this often as a safety net (default 300)")
+    p.add_argument("--progress-deadline", type=int, default=600, metavar="SECONDS",
+                   help="a batch whose pods are not Ready this long after it began fails "
+                   "the rollout (rolloutFailed, no rollback); 0 waits forever (default 600)")
+    p.add_argument("--health-bind", default="127.0.0.1", metavar="ADDR",
+                   help="address of /healthz, /readyz and /metrics (default 127.0.0.1; "
+                   "0.0.0.0 in a pod)")
+    p.add_argument("--health-port", type=int, default=8080, metavar="PORT",
+                   help="port of /healthz, /readyz and /metrics (default 8080; 0 disables)")
+    p.add_argument("--templates-dir", metavar="DIR", type=Path,
+                   help="extra component and trait templates")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every reconcile")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from webhook.controller.health import HealthServer
+    from webhook.controller.loop import ControllerLoop, LeaderElector, default_identity
+    from webhook.controller.metrics import ControllerMetrics
+    from webhook.controller.reconcile import Reconciler
+    from webhook.kube.client import connect, writer_manager
+    from webhook.render.renderer import Renderer
+
+    if not 0 < args.renew_deadline < args.lease_duration:
+        print("oam-rollout controller: --renew-deadline must be > 0 and below "
+              "--lease-duration", file=sys.stderr)
+        return 2
+    if args.workers < 1 or args.resync < 5:
+        print("oam-rollout controller: --workers must be >= 1 and --resync >= 5",
+              file=sys.stderr)
+        return 2
+    if args.progress_deadline < 0:
+        print("oam-rollout controller: --progress-deadline must be >= 0 (0 waits forever)",
+              file=sys.stderr)
+        return 2
+    if not 0 <= args.health_port <= 65535:
+        print("oam-rollout controller: --health-port must be between 0 (off) and 65535",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    if not args.verbose:
+        logging.getLogger("oam-rollout.controller").setLevel(logging.INFO)
+    api = connect(args.kubeconfig)
+    identity = args.identity or default_identity()
+    api.manager = writer_manager(identity)  # plain writes name this replica in managedFields
+    renderer = Renderer(args.templates_dir)
+    elector = None
+    if args.leader_elect:
+        elector = LeaderElector(
+            api, args.lease_namespace or args.namespace or "default", args.lease_name,
+            identity=identity, lease_seconds=args.lease_duration,
+            renew_seconds=args.renew_deadline, retry_seconds=args.retry_period)
+    metrics = ControllerMetrics()
+    reconciler = Reconciler(api, renderer, progress_deadline=args.progress_deadline,
+                            metrics=metrics, identity=identity)
+    loop = ControllerLoop(api, reconciler, namespace=args.namespace, workers=args.workers,
+                          resync_seconds=args.resync, elector=elector, metrics=metrics)
+    health = None
+    if args.health_port:
+        try:
+            health = HealthServer(args.health_bind, args.health_port, loop.health_facts,
+                                  metrics.exposition)
+        except OSError as exc:
+            print(f"oam-rollout controller: cannot serve health on "
+                  f"{args.health_bind}:{args.health_port}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+        health.start()
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        stopped.set()
+        loop.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if loop.start():
+        print("oam-rollout controller: running", file=sys.stderr, flush=True)
+        stopped.wait()
+    loop.shutdown()
+    if health is not None:
+        health.stop()
+    return 0

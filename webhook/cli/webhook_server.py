@@ -1,0 +1,207 @@
+"""The ``oam-rollout webhook`` subcommand: the admission server under gunicorn (gthread, TLS).
+
+Holds argument parsing, the up-front checks (TLS pair, templates directory, kubeconfig)
+that turn setup mistakes into one-line errors, and the gunicorn application whose
+workers each build the Flask app (webhook.admission.server) with their own API reader, watch-fed
+state cache and renderer. The master process stays light: it never imports Flask or the
+renderer. It must not hold admission logic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+NAME = "webhook"
+
+# Longer than the apiserver's idle connection reuse (Go's default idle timeout is 90 s;
+# the apiserver closes idle webhook connections sooner), so we are not the side that
+# closes a connection the apiserver is about to reuse.
+KEEPALIVE_SECONDS = 75
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        NAME,
+        help="serve the mutating and validating admission webhook over TLS",
+        description=(
+            "Serve POST /validate and POST /mutate (AdmissionReview v1 and v1beta1), "
+            "GET /healthz, /readyz and /metrics over TLS with gunicorn. The certificate "
+            "files are re-read when they change."
+        ),
+    )
+    p.add_argument("--tls-cert", required=True, type=Path, help="serving certificate (PEM)")
+    p.add_argument("--tls-key", required=True, type=Path, help="serving key (PEM)")
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9443, help="TLS port (default 9443)")
+    p.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then ~/.kube/config)")
+    p.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    p.add_argument("--threads", type=_positive, default=4, help="threads per worker (default 4)")
+    p.add_argument("--templates-dir", type=Path, help="templates (default: the installed ones)")
+    p.add_argument(
+        "--render-cache",
+        type=_not_negative,
+        default=256,
+        metavar="N",
+        help="rendered results each worker remembers (default 256; 0 turns the memo off)",
+    )
+    p.add_argument(
+        "--no-state-cache",
+        action="store_true",
+        help="read revisions and Rollouts from the API on every review instead of from watches",
+    )
+    p.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
+def _not_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is less than 0")
+    return value
+
+
+def check_setup(args: argparse.Namespace) -> None:
+    """Fail early, with one line, on what would otherwise kill every worker at boot."""
+    from webhook.admission.tls import build_context
+    from webhook.core.errors import InputError
+    from webhook.kube.reader import load_credentials
+
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port {args.port}: not a TCP port")
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if not path.is_file():
+            raise InputError(f"{flag} {path}: no such file")
+    try:
+        build_context(args.tls_cert, args.tls_key)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--tls-cert/--tls-key: the pair does not load: {exc}") from exc
+    if args.templates_dir is not None and not args.templates_dir.is_dir():
+        raise InputError(f"--templates-dir {args.templates_dir}: no such directory")
+    load_credentials(args.kubeconfig)  # raises ClusterReadError with the reason
+
+
+def run(args: argparse.Namespace) -> int:
+    check_setup(args)
+    # Prometheus picks its storage when first imported: set the directory before that,
+    # in the master, so every worker inherits it.
+    metrics_dir = tempfile.mkdtemp(prefix="oam-rollout-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    master = os.getpid()
+    try:
+        return serve(args)
+    finally:
+        # Workers are forked inside serve() and unwind through here when they exit:
+        # only the master may remove the directory the other workers still write to.
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def serve(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from webhook.admission.tls import TlsReloader
+
+    reloader_holder: dict[str, TlsReloader] = {}
+
+    def reloader() -> TlsReloader:
+        # One per worker process, created after the fork (gunicorn calls hooks in workers).
+        pid_key = str(os.getpid())
+        if pid_key not in reloader_holder:
+            reloader_holder.clear()
+            reloader_holder[pid_key] = TlsReloader(args.tls_cert, args.tls_key)
+        return reloader_holder[pid_key]
+
+    def ssl_context(_config: Any, _default_factory: Any) -> Any:
+        return reloader().context()
+
+    def child_exit(_server: Any, worker: Any) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+    def load_app() -> Any:
+        from webhook.admission.server import Metrics, create_app
+        from webhook.admission.statecache import StateCache
+        from webhook.kube.reader import load_api_reader, read_observed_state
+        from webhook.render.renderer import Renderer
+
+        renderer = Renderer(args.templates_dir, cache_size=args.render_cache)
+        api = load_api_reader(args.kubeconfig)
+        tls = reloader()
+        tls.context()  # load now, so /readyz tells the truth before the first handshake
+
+        def read_state(namespace: str, name: str, *, rollouts: bool = True) -> Any:
+            return read_observed_state(api, namespace, name, rollouts=rollouts)
+
+        metrics = Metrics()
+        reader = read_state
+        if not args.no_state_cache:
+            # Per worker, after the fork: threads and connections do not survive one.
+            cache = StateCache(api)
+            cache.start()
+            reader = metrics.layered_reader(cache.read, read_state)
+        return create_app(
+            reader, renderer, metrics=metrics, ready=lambda: {"templates": True, "tls": tls.loaded}
+        )
+
+    options = {
+        "bind": [bind_address(args.bind, args.port)],
+        "workers": args.workers,
+        "threads": args.threads,
+        "worker_class": "gthread",
+        "keepalive": KEEPALIVE_SECONDS,
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "certfile": str(args.tls_cert),
+        "keyfile": str(args.tls_key),
+        "ssl_context": ssl_context,
+        "child_exit": child_exit,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "oam-rollout-webhook",
+        "preload_app": False,
+        # No control socket: it would live in $HOME, shared by every gunicorn on the host.
+        "control_socket_disable": True,
+    }
+    if os.path.isdir("/dev/shm"):
+        # Worker heartbeats in memory, also where the root filesystem is read-only.
+        options["worker_tmp_dir"] = "/dev/shm"
+
+    class WebhookServer(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return load_app()
+
+    print(
+        f"oam-rollout webhook: serving https://{bind_address(args.bind, args.port)} "
+        f"({args.workers} worker(s) x {args.threads} threads)",
+        file=sys.stderr,
+    )
+    WebhookServer().run()
+    return 0

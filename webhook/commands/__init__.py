@@ -1,1 +1,0 @@
-"""Subcommands of ``oam-rollout``, one module each (see webhook.cli)."""

@@ -1,0 +1,447 @@
+"""Validation rules for Applications: static ones, and ones over observed live state.
+
+Holds pure functions that return every FieldError they find (apimachinery style,
+exact paths) plus warnings; the webhook, the controller and the CLI share them.
+It must not do I/O, must not raise on bad input and must not render objects.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from webhook.core import errors as fe
+from webhook.core.errors import FieldError
+from webhook.core.labels import ROLLING_IN_BATCHES, ROLLOUT_TRAIT, ROLLOUT_WORKLOAD_TYPES
+from webhook.core.model import (
+    COMPONENTS_PATH,
+    Application,
+    Component,
+    RolloutPlan,
+    is_int,
+    parse_application_lenient,
+    parse_rollout_plan,
+    unknown_field,
+    wrong_type,
+)
+from webhook.core.paths import FieldPath
+from webhook.core.revisions import ResolvedRevision
+from webhook.core.state import ComponentObservation, ObservedState
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL_MAX = 63
+# Room for "-v<N>" up to N = 9999, so generated revision names stay valid label values.
+REVISION_SUFFIX_ROOM = len("-v9999")
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The outcome of validation; ``app`` is set only when there are no errors."""
+
+    app: Application | None
+    errors: tuple[FieldError, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+# ---------------------------------------------------------------------------
+# properties of the built-in component types
+
+Checker = Callable[[Any, FieldPath], list[FieldError]]
+
+
+def _image(value: Any, path: FieldPath) -> list[FieldError]:
+    if not isinstance(value, str) or not value:
+        return [wrong_type(path, value, "a non-empty string")]
+    if value != value.strip():
+        return [fe.invalid(path, value, "must not have leading or trailing whitespace")]
+    return []
+
+
+def _string_list(value: Any, path: FieldPath) -> list[FieldError]:
+    if not isinstance(value, list | tuple):
+        return [wrong_type(path, value, "an array of strings")]
+    return [
+        wrong_type(path.index(i), v, "a string")
+        for i, v in enumerate(value)
+        if not isinstance(v, str)
+    ]
+
+
+def _quantity(value: Any, path: FieldPath) -> list[FieldError]:
+    # Kubernetes quantities: "500m", "0.5", "128Mi"; a plain number is accepted too.
+    if (is_int(value) or isinstance(value, float)) and value > 0:
+        return []
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?", value):
+        return []
+    return [fe.invalid(path, value, 'must be a quantity such as "500m", "0.5" or "128Mi"')]
+
+
+def _object_list(fields: Mapping[str, tuple[Checker, bool]]) -> Checker:
+    """A list of objects with the given fields (checker, required)."""
+
+    def check(value: Any, path: FieldPath) -> list[FieldError]:
+        if not isinstance(value, list | tuple):
+            return [wrong_type(path, value, "an array")]
+        errs: list[FieldError] = []
+        for i, item in enumerate(value):
+            ipath = path.index(i)
+            if not isinstance(item, Mapping):
+                errs.append(wrong_type(ipath, item, "an object"))
+                continue
+            errs.extend(_check_fields(item, fields, ipath))
+        return errs
+
+    return check
+
+
+def _check_fields(
+    obj: Mapping[str, Any], fields: Mapping[str, tuple[Checker, bool]], path: FieldPath
+) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for key in obj:
+        if key not in fields:
+            errs.append(unknown_field(path.child(str(key)), key, tuple(fields)))
+    for key, (checker, is_required) in fields.items():
+        if obj.get(key) is None:
+            if is_required:
+                errs.append(fe.required(path.child(key)))
+            continue
+        errs.extend(checker(obj[key], path.child(key)))
+    return errs
+
+
+def _port(value: Any, path: FieldPath) -> list[FieldError]:
+    if not is_int(value):
+        return [wrong_type(path, value, "an integer")]
+    return [] if 1 <= value <= 65535 else [fe.invalid(path, value, "must be between 1 and 65535")]
+
+
+def _bool(value: Any, path: FieldPath) -> list[FieldError]:
+    return [] if isinstance(value, bool) else [wrong_type(path, value, "a boolean")]
+
+
+def _one_of(*allowed: str) -> Checker:
+    def check(value: Any, path: FieldPath) -> list[FieldError]:
+        return [] if value in allowed else [fe.unsupported(path, value, allowed)]
+
+    return check
+
+
+def _port_name(value: Any, path: FieldPath) -> list[FieldError]:
+    # Kubernetes' IANA_SVC_NAME: a short label with a letter and no "--".
+    if (
+        isinstance(value, str)
+        and len(value) <= 15
+        and DNS1123_LABEL.fullmatch(value)
+        and re.search("[a-z]", value)
+        and "--" not in value
+    ):
+        return []
+    return [
+        fe.invalid(
+            path,
+            value,
+            "must be at most 15 lower case letters, digits and '-',"
+            " with at least one letter and no '--'",
+        )
+    ]
+
+
+def _any_string(value: Any, path: FieldPath) -> list[FieldError]:
+    return [] if isinstance(value, str) else [wrong_type(path, value, "a string")]
+
+
+def _env_name(value: Any, path: FieldPath) -> list[FieldError]:
+    # What the Kubernetes API accepts as an environment variable name.
+    if isinstance(value, str) and re.fullmatch(r"[-._a-zA-Z][-._a-zA-Z0-9]*", value):
+        return []
+    return [
+        fe.invalid(
+            path,
+            value,
+            "must consist of letters, digits, '_', '-' or '.', and must not start with a digit",
+        )
+    ]
+
+
+_ENV = _object_list({"name": (_env_name, True), "value": (_any_string, False)})
+_PORTS = _object_list(
+    {
+        "port": (_port, True),
+        "name": (_port_name, False),
+        "protocol": (_one_of("TCP", "UDP", "SCTP"), False),
+        "expose": (_bool, False),
+    }
+)
+_COMMON: dict[str, tuple[Checker, bool]] = {
+    "image": (_image, True),
+    "imagePullPolicy": (_one_of("Always", "IfNotPresent", "Never"), False),
+    "cmd": (_string_list, False),
+    "args": (_string_list, False),
+    "env": (_ENV, False),
+    "cpu": (_quantity, False),
+    "memory": (_quantity, False),
+}
+
+# Properties the built-in component templates understand. Replicas are absent on
+# purpose: the rollout trait owns them. Types from user templates are not checked here.
+BUILTIN_COMPONENT_PROPERTIES: dict[str, dict[str, tuple[Checker, bool]]] = {
+    "webservice": {**_COMMON, "ports": (_PORTS, False)},
+    "worker": dict(_COMMON),
+    "cloneset": {**_COMMON, "ports": (_PORTS, False)},
+}
+
+
+# ---------------------------------------------------------------------------
+# static validation
+
+
+def validate_static(
+    raw: object, component_types: Collection[str], trait_types: Collection[str]
+) -> ValidationResult:
+    """Every rule that needs no live state, over a raw Application object.
+
+    The batch-sum rule is not here: whether batches must add up to targetSize or
+    to a size delta depends on what is live (see validate_against_state).
+    """
+    app, errs = parse_application_lenient(raw)
+    warnings: list[str] = []
+    if app is None:
+        return ValidationResult(None, tuple(errs), ())
+    seen: dict[str, int] = {}
+    for i, component in enumerate(app.components):
+        cpath = COMPONENTS_PATH.index(i)
+        errs.extend(_check_component_names(component, cpath, seen, i))
+        if component.type and component.type not in component_types:
+            errs.append(unknown_field(cpath.child("type"), component.type, sorted(component_types)))
+        rules = BUILTIN_COMPONENT_PROPERTIES.get(component.type)
+        if rules is not None and component.type in component_types:
+            errs.extend(_check_fields(component.properties, rules, cpath.child("properties")))
+        trait_errs, trait_warnings = _check_traits(component, cpath, trait_types, component_types)
+        errs.extend(trait_errs)
+        warnings.extend(trait_warnings)
+    return ValidationResult(app if not errs else None, tuple(errs), tuple(warnings))
+
+
+def _check_component_names(
+    component: Component, cpath: FieldPath, seen: dict[str, int], index: int
+) -> list[FieldError]:
+    errs: list[FieldError] = []
+    name = component.name
+    if name:
+        if not _is_label(name):
+            errs.append(fe.invalid(cpath.child("name"), name, _label_detail()))
+        elif (
+            component.external_revision is None
+            and len(name) > DNS1123_LABEL_MAX - REVISION_SUFFIX_ROOM
+        ):
+            errs.append(
+                fe.invalid(
+                    cpath.child("name"),
+                    name,
+                    f"must be no more than {DNS1123_LABEL_MAX - REVISION_SUFFIX_ROOM} characters"
+                    " so that <name>-v<N> revision names stay valid (or set externalRevision)",
+                )
+            )
+        if name in seen:
+            errs.append(fe.duplicate(cpath.child("name"), name))
+        else:
+            seen[name] = index
+    external = component.external_revision
+    if external is not None and not _is_label(external):
+        errs.append(fe.invalid(cpath.child("externalRevision"), external, _label_detail()))
+    return errs
+
+
+def _check_traits(
+    component: Component,
+    cpath: FieldPath,
+    trait_types: Collection[str],
+    component_types: Collection[str],
+) -> tuple[list[FieldError], list[str]]:
+    errs: list[FieldError] = []
+    warnings: list[str] = []
+    rollout_seen = False
+    for j, trait in enumerate(component.traits):
+        tpath = cpath.child("traits").index(j)
+        if not trait.type:
+            continue
+        if trait.type not in trait_types:
+            errs.append(unknown_field(tpath.child("type"), trait.type, sorted(trait_types)))
+            continue
+        if trait.type != ROLLOUT_TRAIT:
+            continue
+        if rollout_seen:
+            errs.append(fe.duplicate(tpath.child("type"), trait.type))
+            continue
+        rollout_seen = True
+        # An unknown component type is reported once, at its own field.
+        if component.type in component_types and component.type not in ROLLOUT_WORKLOAD_TYPES:
+            allowed = ", ".join(ROLLOUT_WORKLOAD_TYPES)
+            errs.append(
+                fe.forbidden(
+                    tpath.child("type"),
+                    f"the rollout trait works only on component types {allowed},"
+                    f" not {component.type!r}",
+                )
+            )
+        ppath = tpath.child("properties")
+        # This is the component's first rollout trait, the one rollout() parses (once, cached).
+        # Whether a plan has errors does not depend on its path: re-parse at the real path
+        # only to report them.
+        plan = component.rollout()
+        if plan is None:
+            errs.extend(parse_rollout_plan(trait.properties, ppath)[1])
+        target = trait.properties.get("targetRevision")
+        if isinstance(target, str) and target and not _is_label(target):
+            errs.append(fe.invalid(ppath.child("targetRevision"), target, _label_detail()))
+        if plan is not None:
+            warnings.extend(_plan_warnings(component, plan, ppath))
+    return errs, warnings
+
+
+def _plan_warnings(component: Component, plan: RolloutPlan, ppath: FieldPath) -> list[str]:
+    out: list[str] = []
+    if plan.target_size == 0:
+        out.append(
+            f"{ppath.child('targetSize')}: 0 scales component {component.name!r} to zero replicas"
+        )
+    if plan.target_revision is not None and plan.target_revision == component.external_revision:
+        out.append(
+            f"{ppath.child('targetRevision')}: equals externalRevision;"
+            " leaving it out has the same effect"
+        )
+    return out
+
+
+def _is_label(value: str) -> bool:
+    return len(value) <= DNS1123_LABEL_MAX and DNS1123_LABEL.fullmatch(value) is not None
+
+
+def _label_detail() -> str:
+    return (
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-',"
+        " start and end with an alphanumeric character, and be at most 63 characters"
+    )
+
+
+# ---------------------------------------------------------------------------
+# rules over observed state
+
+
+def expected_batch_sum(plan: RolloutPlan, observation: ComponentObservation, target: str) -> int:
+    """What the batches must add up to: the size change for a pure scale, else targetSize.
+
+    A pure scale keeps the revision the component settled on and changes its size.
+    """
+    current = observation.current_size
+    if (
+        observation.current_revision == target
+        and current is not None
+        and current != plan.target_size
+    ):
+        return abs(plan.target_size - current)
+    return plan.target_size
+
+
+def check_scale(
+    plan: RolloutPlan, observation: ComponentObservation, path: FieldPath
+) -> list[FieldError]:
+    """The batch-sum rule for ``plan`` (its target_revision already resolved) at ``path``.
+
+    ``path`` is the rollout trait's properties. A plan without target_revision is
+    judged as a first deploy / upgrade: batches add up to targetSize. Nothing is
+    checked when the plan rolls nothing (same revision, same settled size) or when
+    the size the component settled on is unknown while it rolls its own revision.
+    """
+    target = plan.target_revision
+    same_revision = target is not None and observation.current_revision == target
+    if same_revision and observation.current_size in (None, plan.target_size):
+        return []
+    expected = expected_batch_sum(plan, observation, target or "")
+    total = plan.batch_sum()
+    if total == expected:
+        return []
+    replicas = [b.replicas for b in plan.rollout_batches]
+    if expected != plan.target_size:
+        detail = (
+            f"batch replicas add up to {total}; scaling from {observation.current_size}"
+            f" to {plan.target_size} needs them to add up to {expected}"
+        )
+    else:
+        detail = (
+            f"batch replicas add up to {total}; they must add up to targetSize {plan.target_size}"
+        )
+    return [fe.invalid(path.child("rolloutBatches"), replicas, detail)]
+
+
+def check_partition(
+    plan: RolloutPlan, observation: ComponentObservation, path: FieldPath
+) -> list[FieldError]:
+    """batchPartition may not go below the batch already rolling to the same target."""
+    if (
+        plan.batch_partition is None
+        or plan.target_revision is None
+        or observation.rollout_target != plan.target_revision
+        or observation.rolling_state != ROLLING_IN_BATCHES
+        or observation.current_batch is None
+        or plan.batch_partition >= observation.current_batch
+    ):
+        return []
+    return [
+        fe.forbidden(
+            path.child("batchPartition"),
+            f"batch {observation.current_batch} of the rollout to {plan.target_revision}"
+            f" has started; batchPartition cannot go below {observation.current_batch}",
+        )
+    ]
+
+
+def validate_against_state(
+    app: Application, observed: ObservedState, resolved: Mapping[str, ResolvedRevision]
+) -> list[FieldError]:
+    """Rules that need live state: targetRevision exists, batch sums, partition moves.
+
+    ``resolved`` comes from webhook.core.revisions.resolve_revisions for the same state.
+    An empty ObservedState means a first deploy: batches add up to targetSize.
+    """
+    errs: list[FieldError] = []
+    for i, component in enumerate(app.components):
+        trait_index = next(
+            (j for j, t in enumerate(component.traits) if t.type == ROLLOUT_TRAIT), None
+        )
+        plan = component.rollout()
+        rev = resolved.get(component.name)
+        if trait_index is None or plan is None or rev is None:
+            continue
+        ppath = COMPONENTS_PATH.index(i).child("traits").index(trait_index).child("properties")
+        target = plan.target_revision or rev.name
+        if plan.target_revision is not None and target != rev.name:
+            record = observed.revision_named(target)
+            if (
+                record is None
+                or record.component != component.name
+                or record.owner not in ("", app.name)
+            ):
+                known = sorted({r.name for r in observed.revisions_of(component.name)} | {rev.name})
+                errs.append(
+                    fe.not_found(
+                        ppath.child("targetRevision"),
+                        target,
+                        f"component {component.name!r} has revisions: {', '.join(known)}",
+                    )
+                )
+                continue
+        resolved_plan = (
+            plan if plan.target_revision == target else replace(plan, target_revision=target)
+        )
+        observation = observed.component(component.name)
+        errs.extend(check_scale(resolved_plan, observation, ppath))
+        errs.extend(check_partition(resolved_plan, observation, ppath))
+    return errs

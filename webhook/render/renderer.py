@@ -1,0 +1,547 @@
+"""The trait-rendering pipeline: Jinja2 templates in, Kubernetes objects (dicts) out.
+
+Holds the template registry (component types from templates/components/*.yaml.j2,
+trait types from templates/traits/*.yaml.j2, plus controllerrevision.yaml.j2),
+compiled once with StrictUndefined, and the Renderer that builds the context for
+each object. Every value reaches YAML through the ``tojson`` filter, so no user
+string can inject YAML. It must not do I/O other than reading templates, and
+must not validate user input (callers validate first; see webhook.core.validation).
+
+Rendering is a pure function of (template, context): templates have no clock, no I/O
+and no randomness. So each Renderer remembers, in a bounded LRU, the objects the last
+few contexts rendered to (as JSON text, decoded afresh on every hit so callers never
+share or alias a cached object). Admission renders the same specs again and again
+(retries, updates that change one component of several, the controller's re-syncs),
+and Jinja2 plus the YAML parse of its output was most of the cost of a review.
+Admission only needs to know that a component renders, not the objects: ``check_component``
+remembers which inputs rendered fine, under one key per component, and skips even the
+memo's per-object keys and decoding when it has seen them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from webhook.core.errors import InputError, TemplateError
+from webhook.core.labels import (
+    APP_API_VERSION,
+    APP_KIND,
+    LABEL_APP_NAME,
+    LABEL_COMPONENT,
+    LABEL_CONTROLLER_COMPONENT,
+    LABEL_REVISION,
+    LABEL_REVISION_HASH,
+    LABEL_WORKLOAD_TYPE,
+    ROLLOUT_TRAIT,
+)
+from webhook.core.model import Application, Component, RolloutPlan, Trait, plain
+from webhook.core.revisions import (
+    ResolvedRevision,
+    resolve_revisions,
+    target_revision_name,
+)
+from webhook.core.state import ObservedState
+
+TEMPLATE_SUFFIX = ".yaml.j2"
+# libyaml's safe loader when present: ~9x faster, and admission renders on every review.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+COMPONENTS_DIR = "components"
+TRAITS_DIR = "traits"
+REVISION_TEMPLATE = "controllerrevision" + TEMPLATE_SUFFIX
+# Rendered results remembered per Renderer; a few KiB each, so at most ~1-2 MiB.
+DEFAULT_CACHE_SIZE = 256
+
+
+def default_templates_dir() -> Path:
+    """The built-in templates: the installed copy, else the source tree's templates/."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "_data" / "templates"
+    if installed.is_dir():
+        return installed
+    return package.parent / "templates"
+
+
+def _tojson(value: Any) -> str:
+    # JSON is a subset of YAML flow syntax; ensure_ascii keeps odd characters escaped.
+    if isinstance(value, jinja2.Undefined):
+        # StrictUndefined raises its own clear "has no attribute" error when printed.
+        value = str(value)
+    try:
+        return json.dumps(plain(value), ensure_ascii=True)
+    except (TypeError, ValueError) as exc:
+        raise TemplateError(f"value cannot be written as JSON: {exc}") from None
+
+
+def _discover(dirs: list[Path], sub: str) -> frozenset[str]:
+    names: set[str] = set()
+    for base in dirs:
+        folder = base / sub
+        if folder.is_dir():
+            names.update(
+                p.name[: -len(TEMPLATE_SUFFIX)]
+                for p in folder.iterdir()
+                if p.is_file() and p.name.endswith(TEMPLATE_SUFFIX) and not p.name.startswith("_")
+            )
+    return frozenset(names)
+
+
+def _helpers(dirs: list[Path]) -> set[str]:
+    """Every other .j2 file under the template dirs, as loader names."""
+    return {
+        p.relative_to(base).as_posix() for base in dirs for p in base.rglob("*.j2") if p.is_file()
+    }
+
+
+class Renderer:
+    """Renders ControllerRevisions, Rollouts and workloads from compiled templates.
+
+    ``templates_dir`` adds (and overrides) templates on top of the built-in ones,
+    so users can drop in their own component and trait types; ``builtin=False``
+    uses only ``templates_dir``. ``cache_size`` bounds the memo of rendered
+    results (0 turns it off).
+    """
+
+    def __init__(
+        self,
+        templates_dir: Path | None = None,
+        *,
+        builtin: bool = True,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        self._memo = RenderMemo(cache_size)
+        dirs: list[Path] = []
+        if templates_dir is not None:
+            if not templates_dir.is_dir():
+                raise TemplateError(f"templates directory not found: {templates_dir}")
+            dirs.append(templates_dir)
+        if builtin or templates_dir is None:
+            default = default_templates_dir()
+            if default not in dirs:
+                dirs.append(default)
+        self.templates_dirs: tuple[Path, ...] = tuple(dirs)
+        self.component_types: frozenset[str] = _discover(dirs, COMPONENTS_DIR)
+        self.trait_types: frozenset[str] = _discover(dirs, TRAITS_DIR)
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            # Compiled once: never stat or re-read a template (or an imported helper) later.
+            auto_reload=False,
+        )
+        env.filters["tojson"] = _tojson
+        self._env = env
+        names = [REVISION_TEMPLATE]
+        names += [f"{COMPONENTS_DIR}/{t}{TEMPLATE_SUFFIX}" for t in sorted(self.component_types)]
+        names += [f"{TRAITS_DIR}/{t}{TEMPLATE_SUFFIX}" for t in sorted(self.trait_types)]
+        # Helpers that templates import (e.g. _lib/pod.j2) are compiled up front too.
+        names += sorted(_helpers(dirs) - set(names))
+        self._templates: dict[str, jinja2.Template] = {}
+        for name in names:
+            try:
+                self._templates[name] = env.get_template(name)
+            except jinja2.TemplateNotFound:
+                raise TemplateError(
+                    f"template {name} not found in {', '.join(map(str, dirs))}"
+                ) from None
+            except jinja2.TemplateSyntaxError as exc:
+                raise TemplateError(f"template {name}, line {exc.lineno}: {exc.message}") from None
+
+    # -- the generic step ---------------------------------------------------
+
+    def _render(self, name: str, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        key = self._memo.key(name, context)
+        if key is not None:
+            cached = self._memo.get(key)
+            if cached is not None:
+                return cached
+        docs = self._render_fresh(name, context)
+        if key is not None:
+            self._memo.put(key, docs)
+        return docs
+
+    def _render_fresh(self, name: str, context: Mapping[str, Any]) -> list[dict[str, Any]]:
+        template = self._templates.get(name)
+        if template is None:
+            raise TemplateError(f"no template {name}")
+        try:
+            text = template.render(**context)
+        except TemplateError as exc:
+            raise TemplateError(f"template {name}: {exc}") from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template {name}: {exc.message or type(exc).__name__}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise TemplateError(f"template {name}: {exc}") from None
+        try:
+            docs = [d for d in yaml.load_all(text, Loader=_SAFE_LOADER) if d is not None]
+        except yaml.YAMLError as exc:
+            raise TemplateError(f"template {name} rendered invalid YAML: {exc}") from None
+        for doc in docs:
+            metadata = doc.get("metadata") if isinstance(doc, dict) else None
+            if (
+                not isinstance(doc, dict)
+                or not doc.get("apiVersion")
+                or not doc.get("kind")
+                or not isinstance(metadata, dict)
+                or not metadata.get("name")
+            ):
+                raise TemplateError(
+                    f"template {name} rendered an object lacking apiVersion, kind or metadata.name"
+                )
+        return docs
+
+    @staticmethod
+    def _base_context(app: Application, component: str) -> dict[str, Any]:
+        owner_references = []
+        if app.uid:
+            owner_references.append(
+                {
+                    "apiVersion": APP_API_VERSION,
+                    "kind": APP_KIND,
+                    "name": app.name,
+                    "uid": app.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            )
+        return {
+            "app": {"name": app.name, "namespace": app.namespace},
+            "namespace": app.namespace,
+            "component": component,
+            "owner_references": owner_references,
+        }
+
+    # -- admission's check ---------------------------------------------------
+
+    def check_component(
+        self,
+        app: Application,
+        component: Component,
+        resolved: ResolvedRevision,
+        target_revision: str,
+        replicas: int | None,
+        *,
+        with_rollout: bool,
+    ) -> None:
+        """Render what admission applies for ``component``; TemplateError if any fails.
+
+        The ControllerRevision of ``resolved``, the Rollout aiming at ``target_revision``
+        when ``with_rollout``, and the workload of ``resolved`` with ``replicas``. Inputs
+        that rendered fine before are not rendered again.
+        """
+        key = self._memo.check_key(
+            [
+                app.name,
+                app.namespace,
+                app.uid,
+                component.name,
+                component.type,
+                component.external_revision,
+                component.properties,
+                [[trait.type, trait.properties] for trait in component.traits],
+                resolved.name,
+                resolved.number,
+                resolved.spec_hash,
+                target_revision,
+                replicas,
+                with_rollout,
+            ]
+        )
+        if key is not None and self._memo.rendered_ok(key):
+            return
+        self.render_revision(app, component, resolved)
+        if with_rollout:
+            self.render_rollout(app, component, target_revision)
+        self.render_workload(app, component.spec(), resolved.name, replicas)
+        if key is not None:
+            self._memo.remember_ok(key)
+
+    # -- the objects --------------------------------------------------------
+
+    def render_revision(
+        self, app: Application, component: Component, resolved: ResolvedRevision
+    ) -> dict[str, Any]:
+        """The ControllerRevision for ``resolved``: data = the component spec."""
+        context = self._base_context(app, component.name)
+        context.update(
+            revision=resolved.name,
+            revision_number=resolved.number,
+            spec=component.spec(),
+            labels={
+                "revision": {
+                    LABEL_CONTROLLER_COMPONENT: component.name,
+                    LABEL_COMPONENT: component.name,
+                    LABEL_APP_NAME: app.name,
+                    LABEL_REVISION_HASH: resolved.spec_hash,
+                },
+            },
+        )
+        return self._single(REVISION_TEMPLATE, context)
+
+    def render_rollout(
+        self, app: Application, component: Component, target_revision: str
+    ) -> dict[str, Any]:
+        """The Rollout of ``component`` aiming at ``target_revision``."""
+        trait = component.rollout_trait()
+        if trait is None:
+            raise TemplateError(f"component {component.name!r} has no {ROLLOUT_TRAIT} trait")
+        docs = self.render_trait(app, component, trait, target_revision)
+        return docs[0]
+
+    def render_trait(
+        self, app: Application, component: Component, trait: Trait, target_revision: str
+    ) -> list[dict[str, Any]]:
+        """Whatever objects the trait's template renders (a Rollout for ``rollout``)."""
+        context = self._base_context(app, component.name)
+        context.update(
+            target_revision=target_revision,
+            component_type=component.type,
+            properties=plain(trait.properties),
+            component_properties=plain(component.properties),
+            labels={"component": self._component_labels(app, component.name)},
+        )
+        return self._render(f"{TRAITS_DIR}/{trait.type}{TEMPLATE_SUFFIX}", context)
+
+    def render_workload(
+        self,
+        app: Application,
+        spec: Mapping[str, Any],
+        revision_name: str,
+        replicas: int | None,
+    ) -> list[dict[str, Any]]:
+        """The workload of one revision ([0]), then e.g. its Service.
+
+        ``spec`` is ControllerRevision data: {name, type, properties}. ``replicas``
+        None leaves replicas out (the Kubernetes default applies).
+        """
+        name = str(spec.get("name", ""))
+        ctype = str(spec.get("type", ""))
+        if ctype not in self.component_types:
+            raise TemplateError(f"no template for component type {ctype!r}")
+        component_labels = self._component_labels(app, name)
+        context = self._base_context(app, name)
+        context.update(
+            component_type=ctype,
+            revision=revision_name,
+            replicas=replicas,
+            properties=plain(spec.get("properties") or {}),
+            labels={
+                "component": component_labels,
+                "workload": {
+                    **component_labels,
+                    LABEL_REVISION: revision_name,
+                    LABEL_WORKLOAD_TYPE: ctype,
+                },
+                "pod": {LABEL_COMPONENT: name, LABEL_REVISION: revision_name},
+                "selector_component": {LABEL_COMPONENT: name},
+            },
+        )
+        docs = self._render(f"{COMPONENTS_DIR}/{ctype}{TEMPLATE_SUFFIX}", context)
+        if not docs:
+            raise TemplateError(f"template for component type {ctype!r} rendered nothing")
+        return docs
+
+    def render_application(self, app: Application, observed: ObservedState) -> list[dict[str, Any]]:
+        """Everything a validated Application needs given ``observed``, as the rollout plans end.
+
+        Per component: its ControllerRevision, its traits' objects (the Rollout), then
+        the workload of the target revision with the replicas the plan ends at; when a
+        batchPartition stops an upgrade halfway, the source revision's workload too.
+        """
+        resolved, errs = resolve_revisions(app, observed)
+        if errs:
+            raise InputError("; ".join(str(e) for e in errs))
+        out: list[dict[str, Any]] = []
+        for component in app.components:
+            rev = resolved[component.name]
+            target = target_revision_name(component, rev)
+            out.append(self.render_revision(app, component, rev))
+            for trait in component.traits:
+                out.extend(self.render_trait(app, component, trait, target))
+            out.extend(self._planned_workloads(app, component, rev, target, observed))
+        return _unique(out)
+
+    def _planned_workloads(
+        self,
+        app: Application,
+        component: Component,
+        rev: ResolvedRevision,
+        target: str,
+        observed: ObservedState,
+    ) -> list[dict[str, Any]]:
+        target_spec = self._revision_spec(component, rev, target, observed)
+        plan = component.rollout()
+        if plan is None:
+            return self.render_workload(app, target_spec, target, None)
+        observation = observed.component(component.name)
+        replicas = planned_replicas(
+            plan, observation.current_revision, observation.current_size, target
+        )
+        docs = self.render_workload(app, target_spec, target, replicas)
+        source = observation.current_revision
+        if (
+            plan.batch_partition is not None
+            and source not in (None, target)
+            and replicas < plan.target_size
+        ):
+            assert source is not None
+            record = observed.revision_named(source)
+            if record is not None and record.component == component.name:
+                source_spec = {**record.data, "name": component.name}
+                docs += self.render_workload(app, source_spec, source, plan.target_size - replicas)
+        return docs
+
+    @staticmethod
+    def _revision_spec(
+        component: Component, rev: ResolvedRevision, target: str, observed: ObservedState
+    ) -> Mapping[str, Any]:
+        if target == rev.name:
+            return component.spec()
+        record = observed.revision_named(target)
+        if record is None or record.component != component.name:
+            raise InputError(
+                f"component {component.name!r}: target revision {target!r} does not exist"
+            )
+        # The component's own name wins over whatever name the stored data carries.
+        return {**record.data, "name": component.name}
+
+    @staticmethod
+    def _component_labels(app: Application, component: str) -> dict[str, str]:
+        return {LABEL_COMPONENT: component, LABEL_APP_NAME: app.name}
+
+    def _single(self, name: str, context: Mapping[str, Any]) -> dict[str, Any]:
+        docs = self._render(name, context)
+        if len(docs) != 1:
+            raise TemplateError(f"template {name} must render exactly one object, got {len(docs)}")
+        return docs[0]
+
+
+# One encoder for every memo key: json.dumps with options builds a new one per call.
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_CHECK_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+class RenderMemo:
+    """A thread-safe LRU of rendered objects, keyed by template name and canonical context.
+
+    Values are stored as JSON text and decoded on every hit: each caller gets objects of
+    its own. Contexts or results that JSON cannot carry exactly are simply not memoized.
+    Failed renders are never stored, so errors are always raised afresh. Beside the
+    objects it keeps, under the same bound, the keys of component checks that rendered
+    fine (see Renderer.check_component); those hold no objects at all.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, size)
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[str, str] = OrderedDict()
+        self._checked: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def key(self, name: str, context: Mapping[str, Any]) -> str | None:
+        if not self.size:
+            return None
+        try:
+            # Context values went through plain(): string keys, so sorted JSON is canonical
+            # and tells 1 from 1.0, true and "1" apart.
+            return name + "\n" + _KEY_ENCODER.encode(context)
+        except (TypeError, ValueError):
+            return None
+
+    def get(self, key: str) -> list[dict[str, Any]] | None:
+        with self._lock:
+            text = self._entries.get(key)
+            if text is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        docs: list[dict[str, Any]] = json.loads(text)
+        return docs
+
+    def put(self, key: str, docs: list[dict[str, Any]]) -> None:
+        try:
+            text = json.dumps(docs, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return
+        # YAML can yield what JSON cannot carry (integer keys, dates): keep those uncached.
+        if json.loads(text) != docs:
+            return
+        with self._lock:
+            self._entries[key] = text
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # Checks: which inputs rendered fine (nothing decoded, nothing handed out).
+
+    def check_key(self, inputs: list[Any]) -> str | None:
+        if not self.size:
+            return None
+        try:
+            # Unsorted is still exact: equal text means equal values in equal order.
+            return _CHECK_ENCODER.encode(inputs)
+        except (TypeError, ValueError):
+            return None
+
+    def rendered_ok(self, key: str) -> bool:
+        with self._lock:
+            if key not in self._checked:
+                return False
+            self._checked.move_to_end(key)
+            return True
+
+    def remember_ok(self, key: str) -> None:
+        with self._lock:
+            self._checked[key] = None
+            self._checked.move_to_end(key)
+            while len(self._checked) > self.size:
+                self._checked.popitem(last=False)
+
+
+def planned_replicas(
+    plan: RolloutPlan, current_revision: str | None, current_size: int | None, target: str
+) -> int:
+    """Replicas of the target revision once the plan has run up to its batchPartition."""
+    partition = plan.batch_partition
+    if partition is None:
+        return plan.target_size
+    moved = sum(b.replicas for b in plan.rollout_batches[: partition + 1])
+    if current_revision == target and current_size is not None and current_size != plan.target_size:
+        delta = plan.target_size - current_size
+        step = min(moved, abs(delta))
+        return current_size + step if delta > 0 else current_size - step
+    return min(moved, plan.target_size)
+
+
+def _unique(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop later objects with the same apiVersion, kind and name (a CloneSet serves
+    every revision, and a Service is shared by all of them)."""
+    seen: set[tuple[str, str, str, str]] = set()
+    out: list[dict[str, Any]] = []
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        key = (
+            str(doc.get("apiVersion")),
+            str(doc.get("kind")),
+            str(meta.get("namespace", "")),
+            str(meta.get("name")),
+        )
+        if key not in seen:
+            seen.add(key)
+            out.append(doc)
+    return out
