@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 
-from tests.chart import manifests as m
+from tests.fixtures import chart as m
 
 # The oldest schema set kubernetes-validate ships; the chart also targets 1.20 (see the
 # PodDisruptionBudget test), whose differences from 1.25 the chart handles explicitly.

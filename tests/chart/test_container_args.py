@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart import manifests as m
+from tests.fixtures import chart as m
 from webhook.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,8 +51,8 @@ def test_image_entrypoint_is_the_oam_rollout_console_script() -> None:
 
 
 def test_chart_leaves_the_image_entrypoint_in_place() -> None:
-    overriding = [name for name, c in m.containers(m.render()) if "command" in c]
-    assert overriding == []
+    overrides = [(name, "command" in c) for name, c in m.containers(m.render())]
+    assert overrides == [("rel-oam-rollout-controller", False), ("rel-oam-rollout-webhook", False)]
 
 
 def test_image_user_is_the_non_root_user_the_chart_runs_as() -> None:

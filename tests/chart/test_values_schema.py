@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart import manifests as m
+from tests.fixtures import chart as m
 
 CA = m.example_ca_bundle()
 

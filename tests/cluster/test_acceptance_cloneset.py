@@ -10,22 +10,23 @@ It must not restate the webservice scenario (tests/cluster/test_rollout_spec.py 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tests.cluster.test_rollout_spec import (
-    CLONESET_FIRST,
-    CLONESET_UPGRADE,
+from tests.fixtures import apps
+from tests.fixtures.controller import ControllerProcess, ReadySampler
+from tests.fixtures.polling import eventually
+from tests.fixtures.views import (
     SUCCEED,
     Table,
     app_row,
+    cloneset_row,
     revisions,
     rollout_row,
     view,
-    wait_for,
 )
-from tests.fixtures.controller import ControllerProcess, ReadySampler
 from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -33,32 +34,25 @@ pytestmark = pytest.mark.cluster
 APP = "rollout-trait-test-cloneset"
 COMPONENT = "cloneset-server"
 OWNER = f"application.core.oam.dev/{APP}"
-V1_IMAGE, V2_IMAGE = "stefanprodan/podinfo:4.0.3", "stefanprodan/podinfo:5.0.2"
 
 
-def with_plan(size: int, batches: list[int], target: str | None) -> str:
-    """The spec's cloneset upgrade YAML with another plan (and a targetRevision if given)."""
-    head = CLONESET_UPGRADE.split("            targetSize:")[0]
-    pinned = f"            targetRevision: {target}\n" if target else ""
-    lines = "".join(f"              - replicas: {n}\n" for n in batches)
-    return f"{head}{pinned}            targetSize: {size}\n            rolloutBatches:\n{lines}"
-
-
-def cloneset_row(size: int) -> Table:
-    n = str(size)
-    return [{"NAME": COMPONENT, "DESIRED": n, "UPDATED": n, "UPDATED_READY": n, "READY": n,
-             "TOTAL": n}]
+def with_plan(size: int, batches: list[int], target: str) -> str:
+    """The spec's cloneset upgrade with another plan, pinned to ``target``."""
+    app = apps.spec_application(apps.CLONESET_UPGRADE)
+    app["spec"]["components"][0]["traits"][0]["properties"] = apps.plan(
+        size, *batches, targetRevision=target)
+    return json.dumps(app)
 
 
 BOTH = revisions(("cloneset-server-v1", 1), ("cloneset-server-v2", 2), owner=OWNER)
 
 # (step, YAML, sampled for the invariant, size, image the CloneSet must run)
 STEPS = [
-    ("first deploy", CLONESET_FIRST, False, 5, V1_IMAGE),
-    ("upgrade to v2", CLONESET_UPGRADE, True, 5, V2_IMAGE),
-    ("roll back to v1", with_plan(5, [2, 3], "cloneset-server-v1"), True, 5, V1_IMAGE),
-    ("scale out 5->7", with_plan(7, [1, 1], "cloneset-server-v1"), False, 7, V1_IMAGE),
-    ("scale in 7->3", with_plan(3, [1, 3], "cloneset-server-v1"), False, 3, V1_IMAGE),
+    ("first deploy", apps.spec_text(apps.CLONESET_FIRST_DEPLOY), False, 5, apps.V1_IMAGE),
+    ("upgrade to v2", apps.spec_text(apps.CLONESET_UPGRADE), True, 5, apps.V2_IMAGE),
+    ("roll back to v1", with_plan(5, [2, 3], "cloneset-server-v1"), True, 5, apps.V1_IMAGE),
+    ("scale out 5->7", with_plan(7, [1, 1], "cloneset-server-v1"), False, 7, apps.V1_IMAGE),
+    ("scale in 7->3", with_plan(3, [1, 3], "cloneset-server-v1"), False, 3, apps.V1_IMAGE),
 ]
 
 
@@ -94,12 +88,12 @@ def test_a_cloneset_rolls_back_and_scales_in_batches_like_a_webservice(
                 "revisions": BOTH if step != "first deploy" else revisions(
                     ("cloneset-server-v1", 1), owner=OWNER),
                 "rollout": rollout_row(size, size, size, *SUCCEED, name=COMPONENT),
-                "cloneset": cloneset_row(size),
+                "cloneset": cloneset_row(COMPONENT, size),
                 "image": [{"image": image}],
                 "pod images": [{"images": image}],
             }
-            seen = wait_for(views, expected, timeout=90)
-            assert seen == expected, f"step {step}; controller log:\n{controller_process.tail()}"
+            eventually(views, equals=expected, timeout=90, what=f"step {step}",
+                       context=controller_process.tail)
         sampler.active = False
     assert sampler.samples, "the sampler saw no pod during the upgrade and the rollback"
     assert sampler.violations() == []

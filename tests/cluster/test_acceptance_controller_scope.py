@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.test_controller_resilience import application, wait_settled
-from tests.fixtures.cluster import namespace_name, wait_for_default_service_account
+from tests.fixtures.apps import api_application, manifest
+from tests.fixtures.cluster import TEST_LABELS, fresh_namespace, namespace_name
 from tests.fixtures.controller import ControllerProcess
+from tests.fixtures.views import wait_settled
 from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -27,16 +28,9 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture
 def other_namespace(request: pytest.FixtureRequest, api_client: Any) -> Iterator[str]:
     """A second fresh namespace, deleted after the test."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(api_client)
     name = namespace_name(f"other-{request.node.name}")
-    core.create_namespace({"metadata": {"name": name, "labels": {"oam-rollout.dev/test": "true"}}})
-    try:
-        wait_for_default_service_account(api_client, name)
+    with fresh_namespace(api_client, name, TEST_LABELS):
         yield name
-    finally:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 def owned_objects(kubectl: Any, namespace: str) -> list[str]:
@@ -55,8 +49,9 @@ def test_a_controller_limited_to_a_namespace_leaves_other_namespaces_alone(
                                extra_args=("--namespace", namespace))
     try:
         scoped.start()
-        kubectl("apply", "-n", other_namespace, "-f", "-", input=application(1, [3, 3]))
-        kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+        app = manifest(api_application(1, [3, 3]))
+        kubectl("apply", "-n", other_namespace, "-f", "-", input=app)
+        kubectl("apply", "-n", namespace, "-f", "-", input=app)
         wait_settled(kubectl, namespace, 1)
         time.sleep(2)  # ample time for a stray reconcile of the other namespace to land
         mine, theirs = owned_objects(kubectl, namespace), owned_objects(kubectl, other_namespace)

@@ -11,38 +11,31 @@ the columns (tests/cluster/test_rollout_spec.py does).
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
-from tests.cluster.test_rollout_spec import (
-    FIRST_DEPLOY,
-    ROLLBACK,
-    SCALE_DOWN,
-    SCALE_UP,
-    UPGRADE_ALL,
-)
+from tests.fixtures import apps
+from tests.fixtures.apps import V1_IMAGE, V2_IMAGE
 from tests.fixtures.controller import ControllerProcess
+from tests.fixtures.polling import eventually
 
 pytestmark = pytest.mark.cluster
 
-V1_IMAGE, V2_IMAGE = "stefanprodan/podinfo:4.0.3", "stefanprodan/podinfo:5.0.2"
-
 Running = tuple[list[tuple[str, str, int]], list[tuple[str, int]], str]
 
-# (step, YAML, what runs once it settles: ([(Deployment, image, replicas)], [(pod image,
+# (step, golden step, what runs once it settles: ([(Deployment, image, replicas)], [(pod image,
 # count)], rollingState/lastTargetRevision of the Rollout))
 STEPS: list[tuple[str, str, Running]] = [
-    ("first deploy", FIRST_DEPLOY,
+    ("first deploy", apps.FIRST_DEPLOY,
      ([("express-server-v1", V1_IMAGE, 5)], [(V1_IMAGE, 5)], "rolloutSucceed/express-server-v1")),
-    ("upgrade to v2", UPGRADE_ALL,
+    ("upgrade to v2", apps.UPGRADE_COMPLETE,
      ([("express-server-v2", V2_IMAGE, 5)], [(V2_IMAGE, 5)], "rolloutSucceed/express-server-v2")),
-    ("roll back to v1", ROLLBACK,
+    ("roll back to v1", apps.ROLLBACK,
      ([("express-server-v1", V1_IMAGE, 5)], [(V1_IMAGE, 5)], "rolloutSucceed/express-server-v1")),
-    ("scale up to 7", SCALE_UP,
+    ("scale up to 7", apps.SCALE_OUT,
      ([("express-server-v1", V1_IMAGE, 7)], [(V1_IMAGE, 7)], "rolloutSucceed/express-server-v1")),
-    ("scale down to 3", SCALE_DOWN,
+    ("scale down to 3", apps.SCALE_IN,
      ([("express-server-v1", V1_IMAGE, 3)], [(V1_IMAGE, 3)], "rolloutSucceed/express-server-v1")),
 ]  # fmt: skip
 
@@ -77,11 +70,7 @@ def test_a_rollback_recreates_the_old_revisions_deployment_with_its_old_image(
     webhook_server: Any, controller_process: ControllerProcess, kubectl: Any, namespace: str,
 ) -> None:
     del webhook_server  # installed: every apply goes through admission
-    for step, yaml_text, expected in STEPS:
-        kubectl("apply", "-n", namespace, "-f", "-", input=yaml_text)
-        deadline = time.monotonic() + 60
-        now = running(kubectl, namespace)
-        while now != expected and time.monotonic() < deadline:
-            time.sleep(0.3)
-            now = running(kubectl, namespace)
-        assert now == expected, f"step {step}; controller log:\n{controller_process.tail()}"
+    for step, golden, expected in STEPS:
+        kubectl("apply", "-n", namespace, "-f", "-", input=apps.spec_text(golden))
+        eventually(lambda: running(kubectl, namespace), equals=expected, timeout=60,
+                   what=f"step {step}", context=controller_process.tail)

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.chart.manifests import CHART_DIR
-from tests.fixtures.webhook import application
+from tests.fixtures.apps import application, manifest
+from tests.fixtures.chart import CHART_DIR
+from tests.fixtures.cluster import fresh_namespace, namespace_name
+from tests.fixtures.polling import eventually
 from webhook.core.labels import (
     ANNOTATION_REVISIONS,
     APP_GROUP,
@@ -38,17 +39,6 @@ RELEASE_NAMESPACE = "oam-chart-system"
 SELECTOR_LABEL = "oam-rollout.dev/chart-test"
 FULLNAME = f"{RELEASE}-oam-rollout"
 VALIDATE_HOOK = f"validate.{FULLNAME}.rollout.oam.dev"
-
-
-def _wait(what: str, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """The first truthy probe() result; TimeoutError naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise TimeoutError(f"{what} not seen within {timeout:.0f} s")
 
 
 def _configuration(kubectl: Any, kind: str, name: str) -> dict[str, Any]:
@@ -86,29 +76,16 @@ def _create_until(
 ) -> tuple[int, str]:
     """Retry a create until it is stored (or refused): configurations apply asynchronously."""
 
-    def attempt() -> tuple[int, str] | None:
-        result = _create_app(api_client, namespace, body)
-        return result if (result[0] == 201) == stored else None
-
-    outcome: tuple[int, str] = _wait(f"{body['metadata']['name']} stored={stored}", attempt, 30)
-    return outcome
+    return eventually(lambda: _create_app(api_client, namespace, body),
+                      until=lambda result: (result[0] == 201) == stored, timeout=30,
+                      what=f"{body['metadata']['name']} stored={stored}")
 
 
 @pytest.fixture(scope="module")
 def chart_namespace(api_client: Any) -> Iterator[str]:
     """A namespace only the chart's configurations admit in."""
-    from kubernetes import client
-
-    from tests.fixtures.cluster import namespace_name, wait_for_default_service_account
-
-    core = client.CoreV1Api(api_client)
-    name = namespace_name("chart")
-    core.create_namespace({"metadata": {"name": name, "labels": {SELECTOR_LABEL: RELEASE}}})
-    try:
-        wait_for_default_service_account(api_client, name)
+    with fresh_namespace(api_client, namespace_name("chart"), {SELECTOR_LABEL: RELEASE}) as name:
         yield name
-    finally:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +165,7 @@ def test_good_application_rolls_out_through_the_chart_installed_webhook(
 ) -> None:
     from kubernetes import client
 
-    kubectl("apply", "-n", chart_namespace, "-f", "-", input=json.dumps(application()))
+    kubectl("apply", "-n", chart_namespace, "-f", "-", input=manifest(application()))
     objects = client.CustomObjectsApi(api_client)
 
     def succeeded() -> Any:
@@ -205,7 +182,7 @@ def test_good_application_rolls_out_through_the_chart_installed_webhook(
         status = rollout.get("status") or {}
         return status if status.get("rollingState") == ROLLOUT_SUCCEED else None
 
-    status = _wait("the rollout of express-server", succeeded, timeout=90)
+    status = eventually(succeeded, timeout=90, what="the rollout of express-server")
     app = objects.get_namespaced_custom_object(
         APP_GROUP, APP_VERSION, chart_namespace, APP_PLURAL, "rollout-trait-test"
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.manifests import CHART_DIR
+from tests.fixtures.chart import CHART_DIR
+from tests.fixtures.cluster import namespace_name
+from tests.fixtures.polling import eventually
 from webhook.kube.reader import load_api_reader, read_observed_state
 
 pytestmark = pytest.mark.cluster
@@ -29,8 +30,6 @@ OTHER_NAMESPACE = "default"
 def rbac_release(helm: Any, kubectl: Any, api_client: Any) -> Iterator[tuple[str, str]]:
     """(release, namespace) with the chart's identities applied; all removed after."""
     from kubernetes import client
-
-    from tests.fixtures.cluster import namespace_name
 
     release, namespace = f"rbac-{secrets.token_hex(3)}", namespace_name("chart-rbac")
     core = client.CoreV1Api(api_client)
@@ -101,13 +100,11 @@ def test_the_webhook_account_reads_the_observed_state_it_admits_with(
 ) -> None:
     release, namespace = rbac_release
     account = f"{release}-oam-rollout-webhook"
-    deadline = time.monotonic() + 30
-    tokens: list[dict[str, str]] = []
-    while not tokens and time.monotonic() < deadline:
-        # The token controller adds the account's token Secret shortly after it is created.
-        out = kubectl("get", "serviceaccount", account, "-n", namespace, "-o", "json").stdout
-        tokens = json.loads(out).get("secrets") or []
-        time.sleep(0 if tokens else 0.2)
+    # The token controller adds the account's token Secret shortly after it is created.
+    tokens = eventually(
+        lambda: json.loads(kubectl("get", "serviceaccount", account, "-n", namespace, "-o",
+                                   "json").stdout).get("secrets") or [],
+        timeout=30, what=f"the token Secret of {account}")
     secret_name = tokens[0]["name"]
     token_b64 = json.loads(
         kubectl("get", "secret", secret_name, "-n", namespace, "-o", "json").stdout

@@ -8,7 +8,6 @@ views need, and `oam-rollout cluster up/down` leaving nothing behind.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import http.server
 import ipaddress
@@ -24,35 +23,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
+from tests.fixtures.apps import FIRST_DEPLOY, spec_text
 from tests.fixtures.cluster import ToolFailed, ToolRunner
+from tests.fixtures.polling import eventually
 from webhook.localcluster import cluster as cluster_module
-from webhook.localcluster.cluster import (
-    ClusterStartError,
-    ClusterState,
-    LocalCluster,
-    process_alive,
-)
-from webhook.localcluster.kubelet import CRASH_AFTER, NEVER_READY
+from webhook.localcluster.cluster import LocalCluster
+from webhook.localcluster.controlplane import ClusterStartError, ClusterState
+from webhook.localcluster.pods import CRASH_AFTER, NEVER_READY
+from webhook.localcluster.processes import process_alive
 
 pytestmark = pytest.mark.cluster
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T], expected: T, timeout: float = 30.0) -> T:
-    """Poll probe until it returns expected (or time runs out); return its last value."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while value != expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = probe()
-    return value
-
 
 def deployment(name: str, replicas: int, annotations: dict[str, str] | None = None) -> str:
     return yaml.safe_dump(
@@ -94,21 +79,21 @@ def test_a_deployment_becomes_ready_scales_down_and_is_garbage_collected(
         rows = columns(kubectl, "-n", namespace, "deploy", "web")
         return rows[1][1]
 
-    assert eventually(ready, "3/3") == "3/3"
+    eventually(ready, equals="3/3", what="3 replicas ready")
 
     kubectl("-n", namespace, "scale", "deploy/web", "--replicas=1")
-    pods = eventually(lambda: len(names(kubectl, namespace, "pods", "app=web")), 1)
-    assert (pods, eventually(ready, "1/1")) == (1, "1/1")
+    eventually(lambda: len(names(kubectl, namespace, "pods", "app=web")), equals=1,
+               what="one pod left")
+    eventually(ready, equals="1/1", what="1 replica ready")
 
     kubectl("-n", namespace, "delete", "deploy/web")
-    left = eventually(
+    eventually(
         lambda: (
             names(kubectl, namespace, "rs", "app=web"),
             names(kubectl, namespace, "pods", "app=web"),
         ),
-        ([], []),
+        equals=([], []), what="ReplicaSets and pods garbage-collected",
     )
-    assert left == ([], [])
 
 
 def pod_states(kubectl: ToolRunner, namespace: str, app: str) -> list[tuple[str, str, int]]:
@@ -141,7 +126,7 @@ def test_the_simulated_kubelet_honours_failure_injection_annotations(
     expected: list[tuple[str, str, int]],
 ) -> None:
     kubectl("-n", namespace, "apply", "-f", "-", input=deployment("sim", 2, annotations))
-    assert eventually(lambda: pod_states(kubectl, namespace, "sim"), expected) == expected
+    eventually(lambda: pod_states(kubectl, namespace, "sim"), equals=expected, what="pod states")
     # A settled state stays settled: never-ready pods do not turn ready later.
     time.sleep(1.0)
     assert pod_states(kubectl, namespace, "sim") == expected
@@ -177,15 +162,15 @@ def test_the_simulated_cloneset_controller_updates_in_place_up_to_the_partition(
 
     kubectl("-n", namespace, "apply", "-f", "-", input=cloneset("podinfo:4.0.3", 5, 0))
     done = [header[:6], ["cloneset-server", "5", "5", "5", "5", "5"]]
-    assert eventually(view, done) == done
+    eventually(view, equals=done, what="five pods updated")
     before = names(kubectl, namespace, "pods", "app=cs")
 
     kubectl("-n", namespace, "apply", "-f", "-", input=cloneset("podinfo:5.0.2", 5, 3))
     partial = [header[:6], ["cloneset-server", "5", "2", "2", "5", "5"]]
-    assert eventually(view, partial) == partial
+    eventually(view, equals=partial, what="two pods updated, up to the partition")
 
     kubectl("-n", namespace, "apply", "-f", "-", input=cloneset("podinfo:5.0.2", 5, 0))
-    assert eventually(view, done) == done
+    eventually(view, equals=done, what="every pod updated")
     images = kubectl(
         "-n",
         namespace,
@@ -201,9 +186,7 @@ def test_the_simulated_cloneset_controller_updates_in_place_up_to_the_partition(
 
 
 # The spec's first Application, as the golden folder holds it.
-APPLICATION = (
-    Path(__file__).parents[1] / "golden" / "01-first-deploy" / "application.yaml"
-).read_text()
+APPLICATION = spec_text(FIRST_DEPLOY)
 
 ROLLOUT = """
 apiVersion: standard.oam.dev/v1alpha1
@@ -456,16 +439,15 @@ def test_a_url_webhook_on_loopback_denies_kubectl_apply_with_its_message(
 ) -> None:
     labelled = configmap("unwelcome", {"deny-me": denying_webhook})
     # The configuration takes effect within a moment of its creation.
-    result = eventually(
+    eventually(
         lambda: (
             kubectl("-n", namespace, "apply", "-f", "-", input=labelled, check=False).returncode
         ),
-        1,
-        timeout=10,
+        equals=1, timeout=10, what="the first denial",
     )
     denied = kubectl("-n", namespace, "apply", "-f", "-", input=labelled, check=False)
     allowed = kubectl("-n", namespace, "apply", "-f", "-", input=configmap("welcome", {}))
-    assert (result, denied.returncode, DENIAL in denied.stderr) == (1, 1, True), denied.stderr
+    assert (denied.returncode, DENIAL in denied.stderr) == (1, True), denied.stderr
     assert allowed.stdout.strip() == "configmap/welcome created"
 
 
@@ -537,12 +519,10 @@ def test_a_cluster_up_stopped_halfway_leaves_nothing_behind(how: str) -> None:
     )
     try:
         # Halfway: etcd and kube-apiserver started, the API not necessarily ready.
-        deadline = time.monotonic() + 60
-        pids: dict[str, int] = {}
-        while "kube-apiserver" not in pids and time.monotonic() < deadline:
-            time.sleep(0.05)
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                pids = ClusterState.load(path).pids
+        pids = eventually(lambda: ClusterState.load(path).pids,
+                          until=lambda started: "kube-apiserver" in started, timeout=60,
+                          interval=0.05, ignoring=(OSError, ValueError, TypeError),
+                          what="kube-apiserver started")
         workdir = ClusterState.load(path).workdir
         proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
         proc.wait(timeout=60)
@@ -553,10 +533,9 @@ def test_a_cluster_up_stopped_halfway_leaves_nothing_behind(how: str) -> None:
                 timeout=60,
                 check=False,
             )
-        left = eventually(
+        eventually(
             lambda: (processes_mentioning(workdir), Path(workdir).exists(), path.exists()),
-            ([], False, False),
-            timeout=15,
+            equals=([], False, False), timeout=15, what="no process, no workdir, no state",
         )
     finally:
         if proc.poll() is None:
@@ -568,7 +547,7 @@ def test_a_cluster_up_stopped_halfway_leaves_nothing_behind(how: str) -> None:
             timeout=60,
             check=False,
         )
-    assert (sorted(pids)[:2], left) == (["etcd", "kube-apiserver"], ([], False, False))
+    assert sorted(pids)[:2] == ["etcd", "kube-apiserver"]
 
 
 def test_kubectl_failures_show_the_command_and_its_stderr(kubectl: ToolRunner) -> None:

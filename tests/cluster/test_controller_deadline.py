@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.test_controller_resilience import application, wait_settled
+from tests.fixtures.apps import api_application, manifest
 from tests.fixtures.controller import ControllerProcess
+from tests.fixtures.polling import eventually
+from tests.fixtures.views import wait_settled
 from webhook.localcluster.cluster import LocalCluster
-from webhook.localcluster.kubelet import NEVER_READY
+from webhook.localcluster.pods import NEVER_READY
 
 pytestmark = pytest.mark.cluster
 
@@ -68,17 +70,6 @@ def get(kubectl: Any, *args: str) -> Any:
     return json.loads(kubectl("get", *args, "-o", "json").stdout)
 
 
-def wait_rolling_state(kubectl: Any, namespace: str, state: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    rollout: Any = {}
-    while time.monotonic() < deadline:
-        rollout = get(kubectl, "rollout", "api", "-n", namespace)
-        if (rollout.get("status") or {}).get("rollingState") == state:
-            return rollout
-        time.sleep(0.2)
-    raise TimeoutError(f"rollout api not {state}: {rollout.get('status')}")
-
-
 def workloads(kubectl: Any, namespace: str) -> dict[str, tuple[int, int]]:
     """Deployment name -> (spec.replicas, metadata.generation): what a write would change."""
     return {d["metadata"]["name"]: (d["spec"]["replicas"], d["metadata"]["generation"])
@@ -88,12 +79,14 @@ def workloads(kubectl: Any, namespace: str) -> dict[str, tuple[int, int]]:
 def test_a_batch_never_ready_fails_at_the_deadline_touches_nothing_and_a_new_spec_recovers(
     cluster: LocalCluster, deadline_controller: ControllerProcess, kubectl: Any, namespace: str,
 ) -> None:
-    kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(1, [3, 3])))
     wait_settled(kubectl, namespace, 1)
     kubectl("apply", "-f", "-", input=json.dumps(never_ready_deployment(namespace, "api-v2")))
-    kubectl("apply", "-n", namespace, "-f", "-", input=application(2, [3, 3]))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(2, [3, 3])))
     began = time.monotonic()
-    rollout = wait_rolling_state(kubectl, namespace, "rolloutFailed")
+    rollout = eventually(lambda: get(kubectl, "rollout", "api", "-n", namespace),
+                         until=lambda r: (r.get("status") or {}).get("rollingState")
+                         == "rolloutFailed", timeout=60, what="a failed rollout of api")
     took = time.monotonic() - began
     status = rollout["status"]
     progressing = [c for c in status["conditions"] if c["type"] == "Progressing"]
@@ -112,11 +105,9 @@ def test_a_batch_never_ready_fails_at_the_deadline_touches_nothing_and_a_new_spe
     assert [(e["type"], e["message"]) for e in events["items"]] == [("Warning", message)]
 
     # The Application says why, in `kubectl get app` and in its Ready condition.
-    deadline = time.monotonic() + 30
-    row: list[str] = []
-    while time.monotonic() < deadline and "false" not in row:
-        time.sleep(0.2)
-        row = kubectl("get", "app", "resilient", "-n", namespace, "--no-headers").stdout.split()
+    row = eventually(
+        lambda: kubectl("get", "app", "resilient", "-n", namespace, "--no-headers").stdout.split(),
+        until=lambda cells: "false" in cells, timeout=30, what="an unhealthy app row")
     assert row[:5] == ["resilient", "api", "webservice", "running", "false"]
     assert " ".join(row[5:-1]) == f"rollout failed (ProgressDeadlineExceeded): {message}"
     ready = next(c for c in get(kubectl, "app", "resilient", "-n", namespace)["status"][
@@ -137,7 +128,7 @@ def test_a_batch_never_ready_fails_at_the_deadline_touches_nothing_and_a_new_spe
     assert workloads(kubectl, namespace) == failed_at
 
     # A new spec generation (a fixed release) retries and finishes; the stuck pods go.
-    kubectl("apply", "-n", namespace, "-f", "-", input=application(3, [3, 3]))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(3, [3, 3])))
     wait_settled(kubectl, namespace, 3)
     rollout = get(kubectl, "rollout", "api", "-n", namespace)
     assert [c["type"] for c in rollout["status"]["conditions"]

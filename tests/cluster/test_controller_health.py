@@ -4,7 +4,6 @@ Lease is a ready stand-by that reports it does not lead."""
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -12,8 +11,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cluster.test_controller_resilience import application, wait_settled
+from tests.fixtures.apps import api_application, manifest
 from tests.fixtures.controller import ControllerProcess
+from tests.fixtures.polling import eventually
+from tests.fixtures.views import wait_settled
 from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -27,21 +28,6 @@ def fetch(url: str) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
-def wait_ready(url: str, timeout: float = 20.0) -> tuple[int, str]:
-    """The first 200 answer (the process may not listen, or still be starting)."""
-    deadline = time.monotonic() + timeout
-    answer: tuple[int, str] = (0, "not listening")
-    while time.monotonic() < deadline:
-        try:
-            answer = fetch(url)
-        except (urllib.error.URLError, ConnectionError):
-            answer = (0, "not listening")
-        if answer[0] == 200:
-            break
-        time.sleep(0.1)
-    return answer
-
-
 def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for f in text_string_to_metric_families(text) for s in f.samples}
@@ -50,7 +36,7 @@ def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 def test_the_leader_is_live_ready_and_counts_what_it_reconciles(
     controller_process: ControllerProcess, kubectl: Any, namespace: str,
 ) -> None:
-    kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(1, [3, 3])))
     wait_settled(kubectl, namespace, 1)
     base = controller_process.health_url
     assert fetch(f"{base}/healthz") == (200, "ok (leader)\n")
@@ -73,7 +59,12 @@ def test_a_follower_waiting_for_the_lease_is_ready_and_does_not_lead(
     follower = ControllerProcess(cluster.kubeconfig, "health-follower")
     try:
         follower.spawn()
-        assert wait_ready(f"{follower.health_url}/readyz") == (200, "ok (follower)\n")
+        # The first 200 answer: the process may not listen yet, or still be starting.
+        ready = eventually(lambda: fetch(f"{follower.health_url}/readyz"),
+                           until=lambda answer: answer[0] == 200, timeout=20, interval=0.1,
+                           ignoring=(urllib.error.URLError, ConnectionError),
+                           what="the follower's /readyz")
+        assert ready == (200, "ok (follower)\n")
         assert fetch(f"{follower.health_url}/healthz") == (200, "ok (follower)\n")
         values = metric_values(fetch(f"{follower.health_url}/metrics")[1])
         assert values[("oam_rollout_controller_leader", ())] == 0.0

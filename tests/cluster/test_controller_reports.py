@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.test_controller_resilience import application, wait_settled
+from tests.fixtures.apps import api_application, manifest
 from tests.fixtures.controller import ControllerProcess
+from tests.fixtures.polling import eventually
+from tests.fixtures.views import wait_settled
 from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
@@ -22,7 +24,7 @@ def test_a_plan_that_does_not_add_up_fails_with_a_warning_and_touches_no_workloa
     webhook_server: Any, controller_process: ControllerProcess, kubectl: Any, namespace: str,
 ) -> None:
     del webhook_server
-    kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(1, [3, 3])))
     wait_settled(kubectl, namespace, 1)
     app = json.loads(kubectl("get", "app", "resilient", "-n", namespace, "-o", "json").stdout)
     before = json.loads(kubectl("get", "deploy", "-n", namespace, "-o", "json").stdout)
@@ -36,13 +38,11 @@ def test_a_plan_that_does_not_add_up_fails_with_a_warning_and_touches_no_workloa
                  "rolloutPlan": {"targetSize": 3, "rolloutBatches": [{"replicas": 1}]}},
     }
     kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(rollout))
-    deadline = time.monotonic() + 30
-    status: dict[str, Any] = {}
-    while time.monotonic() < deadline and status.get("rollingState") != "rolloutFailed":
-        time.sleep(0.2)
-        status = json.loads(kubectl("get", "rollout", "api-extra", "-n", namespace, "-o",
-                                    "json").stdout).get("status") or {}
-    assert status.get("rollingState") == "rolloutFailed"
+    status = eventually(
+        lambda: json.loads(kubectl("get", "rollout", "api-extra", "-n", namespace, "-o",
+                                   "json").stdout).get("status") or {},
+        until=lambda seen: seen.get("rollingState") == "rolloutFailed", timeout=30,
+        what="a failed rollout of api-extra")
     verified = [c for c in status["conditions"] if c["type"] == "SpecVerified"]
     assert [(c["status"], c["reason"]) for c in verified] == [("False", "VerificationFailed")]
     assert "add up to 1" in verified[0]["message"]
@@ -67,12 +67,10 @@ def test_status_prints_each_batch_of_a_held_rollout(
     kubectl: Any, namespace: str,
 ) -> None:
     del webhook_server
-    kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(1, [3, 3])))
     wait_settled(kubectl, namespace, 1)
-    held = application(2, [2, 4]).replace("            rolloutBatches:",
-                                          "            batchPartition: 0\n"
-                                          "            rolloutBatches:")
-    kubectl("apply", "-n", namespace, "-f", "-", input=held)
+    held = api_application(2, [2, 4], batchPartition=0)
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(held))
     argv = [sys.executable, "-m", "webhook", "status", "resilient", "-n", namespace,
             "--kubeconfig", str(cluster.kubeconfig)]
     expected = [
@@ -82,13 +80,9 @@ def test_status_prints_each_batch_of_a_held_rollout(
         "    batch 0  [####################]  2/2  ready",
         "    batch 1  [....................]  0/4  held by batchPartition 0",
     ]
-    deadline = time.monotonic() + 30
-    lines: list[str] = []
-    while time.monotonic() < deadline and lines != expected:
-        time.sleep(0.3)
-        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-        lines = out.splitlines()[2:]
-    assert lines == expected
+    eventually(lambda: subprocess.run(argv, capture_output=True, text=True,
+                                      check=True).stdout.splitlines()[2:],
+               equals=expected, timeout=30, interval=0.3, what="oam-rollout status")
 
 
 def test_status_of_a_missing_application_is_one_clear_line(
@@ -107,14 +101,14 @@ def test_status_watch_redraws_as_the_upgrade_moves_and_stops_on_ctrl_c(
     kubectl: Any, namespace: str,
 ) -> None:
     del webhook_server
-    kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(1, [3, 3])))
     wait_settled(kubectl, namespace, 1)
     argv = [sys.executable, "-m", "webhook", "status", "resilient", "-n", namespace,
             "--kubeconfig", str(cluster.kubeconfig), "--watch"]
     watcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.5)  # its first frame and its watches
-        kubectl("apply", "-n", namespace, "-f", "-", input=application(2, [2, 2, 2]))
+        kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(2, [2, 2, 2])))
         wait_settled(kubectl, namespace, 2)
         time.sleep(1.0)
     finally:

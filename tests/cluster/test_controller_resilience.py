@@ -14,8 +14,17 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.test_rollout_spec import deploys, parse_table, rollout_row, without_age
+from tests.fixtures.apps import api_application, manifest
 from tests.fixtures.controller import SESSION_LEASE, ControllerProcess, ReadySampler
+from tests.fixtures.polling import eventually
+from tests.fixtures.views import (
+    deploys,
+    parse_table,
+    rollout_row,
+    rollout_state,
+    wait_settled,
+    without_age,
+)
 from webhook.controller.reconcile import ANNOTATION_APPLIED_BY
 from webhook.kube.client import (
     APPLICATIONS,
@@ -32,45 +41,7 @@ from webhook.localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
 
-SIZE = 6
-
-
-def application(version: int, batches: list[int]) -> str:
-    lines = "\n".join(f"              - replicas: {n}" for n in batches)
-    return f"""\
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: resilient
-spec:
-  components:
-    - name: api
-      type: webservice
-      externalRevision: api-v{version}
-      properties:
-        image: stefanprodan/podinfo:5.0.{version}
-      traits:
-        - type: rollout
-          properties:
-            targetSize: {SIZE}
-            rolloutBatches:
-{lines}
-"""
-
-
-def rollout_state(kubectl: Any, namespace: str) -> str:
-    out = kubectl("get", "rollout", "api", "-n", namespace, "-o",
-                  "jsonpath={.status.rollingState}/{.status.lastTargetRevision}", check=False)
-    return str(out.stdout)
-
-
-def wait_settled(kubectl: Any, namespace: str, version: int, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if rollout_state(kubectl, namespace) == f"rolloutSucceed/api-v{version}":
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"api-v{version} not rolled out: {rollout_state(kubectl, namespace)}")
+SIZE = 6  # api_application's replicas
 
 
 def test_a_controller_killed_at_ten_random_moments_of_an_upgrade_still_finishes_it(
@@ -79,7 +50,7 @@ def test_a_controller_killed_at_ten_random_moments_of_an_upgrade_still_finishes_
 ) -> None:
     del webhook_server  # installed: every apply goes through admission
     batches = [1] * SIZE
-    kubectl("apply", "-n", namespace, "-f", "-", input=application(1, batches))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(1, batches)))
     wait_settled(kubectl, namespace, 1)
     rng = random.Random(20261126)
     version, kills_mid_rollout = 1, 0
@@ -88,7 +59,8 @@ def test_a_controller_killed_at_ten_random_moments_of_an_upgrade_still_finishes_
         while kills_mid_rollout < 10:
             if rollout_state(kubectl, namespace).startswith("rolloutSucceed/"):
                 version += 1  # the last upgrade finished between kills: start the next one
-                kubectl("apply", "-n", namespace, "-f", "-", input=application(version, batches))
+                upgrade = manifest(api_application(version, batches))
+                kubectl("apply", "-n", namespace, "-f", "-", input=upgrade)
             time.sleep(rng.uniform(0.05, 0.5))
             rolling = not rollout_state(kubectl, namespace).startswith("rolloutSucceed/")
             controller_process.kill()
@@ -167,7 +139,7 @@ def test_only_the_lease_holder_writes_and_a_killed_leader_hands_over_within_the_
     standby = ControllerProcess(cluster.kubeconfig, standby_id)
     try:
         standby.spawn()
-        kubectl("apply", "-n", namespace, "-f", "-", input=application(1, [3, 3]))
+        kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(1, [3, 3])))
         wait_settled(kubectl, namespace, 1)
         assert lease_holder(api) == leader
         killed_at = time.monotonic()
@@ -180,15 +152,14 @@ def test_only_the_lease_holder_writes_and_a_killed_leader_hands_over_within_the_
         assert {k: set(writers(o)) for k, o in first.items()} == {
             "application": {leader}, "rollout": {leader}, "deployment": {leader}}
         assert (applied_by(first["rollout"]), applied_by(first["deployment"])) == (leader, leader)
-        while lease_holder(api) != standby_id and time.monotonic() - killed_at < 30:
-            time.sleep(0.05)
+        eventually(lambda: lease_holder(api), equals=standby_id, timeout=30, interval=0.05,
+                   what="the standby's hold of the Lease")
         handover = time.monotonic() - killed_at
         # The lease runs out, then the standby's next try (every 0.5 s, +20% jitter) takes it.
-        assert lease_holder(api) == standby_id
         assert handover <= LEASE_SECONDS + 1.2 * RETRY_SECONDS + 1.5, \
             f"hand-over took {handover:.1f}s"
         standby.wait_leading(timeout=15)
-        kubectl("apply", "-n", namespace, "-f", "-", input=application(2, [3, 3]))
+        kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(2, [3, 3])))
         wait_settled(kubectl, namespace, 2)
         later_events = {n: i for n, i in our_events(api, namespace).items()
                         if n not in first_events}

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tests.cluster.test_rollout_spec import app_row, deploys, revisions, view, wait_for
+from tests.fixtures.apps import application
 from tests.fixtures.controller import ControllerProcess
+from tests.fixtures.polling import eventually
+from tests.fixtures.views import app_row, deploys, revisions, view
 
 pytestmark = pytest.mark.cluster
 
 
 def plain(image: str) -> str:
-    return f"""\
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: plain
-spec:
-  components:
-    - name: worker
-      type: worker
-      properties:
-        image: {image}
-"""
+    """Application `plain`: one worker, no externalRevision, no trait."""
+    return json.dumps(application("plain", component="worker", type="worker", image=image,
+                                  external_revision=None, rollout=None))
 
 
 def test_a_component_without_rollout_runs_its_latest_revision_only(
@@ -49,5 +43,5 @@ def test_a_component_without_rollout_runs_its_latest_revision_only(
         kubectl("apply", "-n", namespace, "-f", "-", input=plain(image))
         expected = {"app": app_row("plain", "worker", "worker"), "deploy": expected_deploys,
                     "revisions": expected_revisions}
-        seen = wait_for(views, expected)
-        assert seen == expected, controller_process.tail()
+        eventually(views, equals=expected, timeout=60, what=image,
+                   context=controller_process.tail)

@@ -8,13 +8,14 @@ controller would create it; if the session's controller runs too, both write the
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.fixtures.webhook import application
+from tests.fixtures import apps
+from tests.fixtures.apps import application, plan
+from tests.fixtures.polling import eventually
 from webhook.core.labels import (
     ANNOTATION_REVISIONS,
     LABEL_CONTROLLER_COMPONENT,
@@ -30,19 +31,7 @@ from webhook.render.renderer import Renderer
 
 pytestmark = pytest.mark.cluster
 
-V2_IMAGE = "stefanprodan/podinfo:5.0.2"
 COMPONENT = "express-server"
-
-
-def plan(size: int, *batches: int, **more: Any) -> dict[str, Any]:
-    return {"targetSize": size, "rolloutBatches": [{"replicas": n} for n in batches], **more}
-
-
-def v2(rollout: dict[str, Any]) -> dict[str, Any]:
-    return application(image=V2_IMAGE, external_revision="express-server-v2", rollout=rollout)
-
-
-ROLLBACK = {"targetRevision": "express-server-v1"}
 
 V1, V2 = "express-server-v1", "express-server-v2"
 
@@ -56,14 +45,14 @@ class Settled:
     batch: int
 
 
-# The spec, in order, with the live state each step leaves behind.
+# The spec's Applications (tests/golden/), in order, with the live state each step leaves.
 SPEC_WALKTHROUGH: list[tuple[str, dict[str, Any], Settled | None]] = [
-    ("first deploy", application(), Settled(V1, 5, 1)),
-    ("first batch of v2", v2(plan(5, 2, 3, batchPartition=0)), Settled(V2, None, 0)),
-    ("rest of v2", v2(plan(5, 2, 3)), Settled(V2, 5, 1)),
-    ("roll back", v2(plan(5, 2, 3, **ROLLBACK)), Settled(V1, 5, 1)),
-    ("scale out", v2(plan(7, 1, 1, **ROLLBACK)), Settled(V1, 7, 1)),
-    ("scale in", v2(plan(3, 1, 3, **ROLLBACK)), None),
+    ("first deploy", apps.spec_application(apps.FIRST_DEPLOY), Settled(V1, 5, 1)),
+    ("first batch of v2", apps.spec_application(apps.UPGRADE_PARTITION), Settled(V2, None, 0)),
+    ("rest of v2", apps.spec_application(apps.UPGRADE_COMPLETE), Settled(V2, 5, 1)),
+    ("roll back", apps.spec_application(apps.ROLLBACK), Settled(V1, 5, 1)),
+    ("scale out", apps.spec_application(apps.SCALE_OUT), Settled(V1, 7, 1)),
+    ("scale in", apps.spec_application(apps.SCALE_IN), None),
 ]
 
 
@@ -141,21 +130,18 @@ class Controller:
 
     def wait_for(self, app_name: str, component: str, state: Settled, timeout: float = 30) -> None:
         """Until the observation validation uses reads as ``state`` twice, 0.3 s apart."""
-        matches, deadline = 0, time.monotonic() + timeout
-        seen = None
-        while time.monotonic() < deadline:
+        expected = (state.target, state.size, state.size is not None)
+        matched: list[bool] = []  # one entry per reading: did it read as expected?
+
+        def reading() -> tuple[str | None, int | None, bool]:
             seen = read_observed_state(self.reader, self.namespace, app_name).component(component)
             settled = seen.rolling_state == ROLLOUT_SUCCEED
-            ok = (seen.current_revision, seen.current_size, settled) == (
-                state.target,
-                state.size,
-                state.size is not None,
-            )
-            matches = matches + 1 if ok else 0
-            if matches == 2:
-                return
-            time.sleep(0.3)
-        raise AssertionError(f"{component} never read as {state}: last seen {seen}")
+            found = (seen.current_revision, seen.current_size, settled)
+            matched.append(found == expected)
+            return found
+
+        eventually(reading, until=lambda _: matched[-2:] == [True, True], timeout=timeout,
+                   interval=0.3, what=f"{component} read twice as {expected}")
 
 
 def apply(kubectl: Any, namespace: str, app: dict[str, Any], *, dry_run: bool = False) -> Any:
@@ -196,16 +182,8 @@ def test_the_cloneset_applications_of_the_spec_are_accepted(
 ) -> None:
     controller = Controller(kubectl, cluster, namespace)
     name, component = "rollout-trait-test-cloneset", "cloneset-server"
-    first = application(
-        name, component=component, type="cloneset", external_revision="cloneset-server-v1"
-    )
-    upgrade = application(
-        name,
-        component=component,
-        type="cloneset",
-        external_revision="cloneset-server-v2",
-        image=V2_IMAGE,
-    )
+    first = apps.spec_application(apps.CLONESET_FIRST_DEPLOY)
+    upgrade = apps.spec_application(apps.CLONESET_UPGRADE)
     assert apply(kubectl, namespace, first).returncode == 0
     controller.record_revision(name, component)
     controller.settle(name, component, Settled("cloneset-server-v1", 5, 1))
@@ -247,7 +225,7 @@ BAD_SPECS = [
     ),
     (
         "externalRevision reused with a new image",
-        application(image=V2_IMAGE),
+        application(image=apps.V2_IMAGE),
         True,
         "spec.components[0].externalRevision",
     ),

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from webhook.core.errors import ClusterReadError
+from tests.fixtures.polling import eventually
+from webhook.core.errors import ApiError
 from webhook.core.labels import ROLLOUT_SUCCEED
 from webhook.core.state import ComponentObservation
 from webhook.kube.reader import load_api_client, load_api_reader, read_observed_state
@@ -66,7 +67,7 @@ def test_rollouts_can_be_left_out(cluster: Any, kubectl: Any, namespace: str) ->
     assert state.components == {}
 
 
-def test_an_api_error_is_a_cluster_read_error_with_the_apiservers_message(
+def test_a_refused_read_is_an_api_error_with_the_apiservers_status(
     cluster: Any, tmp_path: Any
 ) -> None:
     config = json.loads(json.dumps(__import__("yaml").safe_load(cluster.kubeconfig.read_text())))
@@ -74,8 +75,9 @@ def test_an_api_error_is_a_cluster_read_error_with_the_apiservers_message(
         user["user"] = {"token": "wrong-token"}
     (tmp_path / "kubeconfig").write_text(json.dumps(config))
     reader = load_api_reader(str(tmp_path / "kubeconfig"))
-    with pytest.raises(ClusterReadError, match=r"401"):
+    with pytest.raises(ApiError, match=r"401") as caught:
         read_observed_state(reader, "default", "app")
+    assert caught.value.status == 401
 
 
 def test_the_watch_fed_cache_follows_the_api_and_reads_like_the_direct_reader(
@@ -87,25 +89,16 @@ def test_the_watch_fed_cache_follows_the_api_and_reads_like_the_direct_reader(
     cache = StateCache(reader)
     cache.start()
     try:
-        assert eventually(lambda: cache.live)
+        eventually(lambda: cache.live, timeout=10, interval=0.05, what="the cache's first sync")
         seed(kubectl, namespace)
         direct = read_observed_state(reader, namespace, "app")
-        assert eventually(lambda: cache.read(namespace, "app") == direct)
+        eventually(lambda: cache.read(namespace, "app"), equals=direct, timeout=10,
+                   interval=0.05, what="the cached state")
         kubectl("delete", "controllerrevision", "web-v1", "-n", namespace)
-        assert eventually(
-            lambda: [r.name for r in cache.read(namespace, "app").revisions] == ["web-v2"]  # type: ignore[union-attr]
+        eventually(
+            lambda: [r.name for r in cache.read(namespace, "app").revisions],  # type: ignore[union-attr]
+            equals=["web-v2"], timeout=10, interval=0.05, what="the cached revisions",
         )
     finally:
         cache.stop()
     assert cache.read(namespace, "app") is None
-
-
-def eventually(condition: Any, timeout: float = 10.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False

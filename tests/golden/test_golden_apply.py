@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures.apps import WALKTHROUGH
 from tests.fixtures.cluster import ToolRunner
 
 pytestmark = pytest.mark.cluster
@@ -37,4 +38,5 @@ def test_every_golden_render_is_accepted_by_the_api_server(
             else f"{doc['kind'].lower()}/{doc['metadata']['name']}"
             for doc in yaml.safe_load_all(text)
         ]
+    assert list(accepted) == list(WALKTHROUGH)  # no step left out
     assert accepted == expected

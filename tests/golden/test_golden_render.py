@@ -1,9 +1,9 @@
 """Golden files: `oam-rollout render` output for every step of the spec's walkthrough.
 
-Each folder holds application.yaml (the step's Application, as the spec applies it),
-live.yaml (what is live before the step, when it matters) and expected.yaml (the
-pinned render). Regenerate after an intended change with
-OAM_ROLLOUT_UPDATE_GOLDEN=1 and review the diff.
+Each folder holds application.yaml (the step's Application exactly as the spec prints it,
+comments included: the cluster tests apply this very text), live.yaml (what is live
+before the step, when it matters) and expected.yaml (the pinned render). Regenerate after
+an intended change with OAM_ROLLOUT_UPDATE_GOLDEN=1 and review the diff.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fixtures.apps import WALKTHROUGH
 from webhook.cli import main
 
 HERE = Path(__file__).resolve().parent
@@ -44,6 +45,8 @@ def test_every_step_of_the_walkthrough_has_a_golden_case() -> None:
         "07-cloneset-first-deploy",
         "08-cloneset-upgrade",
     ]
+    assert list(WALKTHROUGH) == CASES
+    assert sorted(p.name for p in HERE.iterdir() if (p / "expected.yaml").is_file()) == CASES
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -16,15 +16,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from webhook.core.model import parse_application
+from tests.fixtures.apps import application, parsed, plan
 from webhook.core.state import ObservedState
 from webhook.render.renderer import Renderer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+# The chart's CRDs, and the local control plane's (CloneSet: the chart does not install it).
 CRD_FILES = [
     *sorted((REPO / "charts" / "oam-rollout" / "files" / "crds").glob("*.yaml")),
-    *sorted((REPO / "webhook" / "testing").rglob("*.yaml")),
+    *sorted((REPO / "webhook" / "localcluster").rglob("*.yaml")),
 ]
 K8S_VERSION = "1.25.0"
 CASES = sorted(p.name for p in HERE.iterdir() if (p / "expected.yaml").is_file())
@@ -89,36 +90,10 @@ def test_every_built_in_property_renders_to_valid_objects(ctype: str) -> None:
             {"port": 9898, "expose": True},
             {"port": 9797, "name": "metrics", "protocol": "TCP"},
         ]
-    raw = {
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {
-            "name": "podinfo",
-            "namespace": "demo",
-            "uid": "8a3f0e4c-1111-4c1e-9c53-0a0a0a0a0a0a",
-        },
-        "spec": {
-            "components": [
-                {
-                    "name": "podinfo",
-                    "type": ctype,
-                    "properties": properties,
-                    "traits": [
-                        {
-                            "type": "rollout",
-                            "properties": {
-                                "targetSize": 3,
-                                "rolloutBatches": [{"replicas": 1}, {"replicas": 2}],
-                                "batchPartition": 0,
-                            },
-                        }
-                    ],
-                }
-            ]
-        },
-    }
-    app, errors = parse_application(raw)
-    assert app is not None, errors
+    raw = application("podinfo", component="podinfo", type=ctype, external_revision=None,
+                      properties=properties, rollout=plan(3, 1, 2, batchPartition=0),
+                      namespace="demo", uid="8a3f0e4c-1111-4c1e-9c53-0a0a0a0a0a0a")
+    app = parsed(raw)
     objects = Renderer().render_application(app, ObservedState())
     expected_kinds = {"webservice": 4, "worker": 3, "cloneset": 3}[ctype]
     assert len(objects) == expected_kinds

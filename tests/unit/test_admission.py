@@ -11,10 +11,18 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.fixtures.webhook import StubRenderer, admission_review, application
-from webhook.admission.judge import annotation_patch, mutate, review, revisions_annotation, validate
+from tests.fixtures.apps import application
+from tests.fixtures.webhook import StubRenderer, admission_review
+from webhook.admission.judge import (
+    annotation_patch,
+    judge,
+    mutate,
+    review,
+    revisions_annotation,
+    validate,
+)
 from webhook.admission.reviews import BadReview, parse_review
-from webhook.core.errors import ClusterReadError
+from webhook.core.errors import ApiError, ErrorType
 from webhook.core.labels import ANNOTATION_REVISIONS, ROLLING_IN_BATCHES, ROLLOUT_SUCCEED
 from webhook.core.model import parse_application
 from webhook.core.revisions import spec_hash
@@ -36,7 +44,8 @@ class Reader:
         self.calls.append((namespace, name))
         self.rollouts.append(rollouts)
         if self.error is not None:
-            raise ClusterReadError(self.error)
+            raise ApiError("GET", "/apis/apps/v1/namespaces/default/controllerrevisions", 503,
+                           self.error)
         return self.state
 
 
@@ -287,7 +296,7 @@ def test_every_field_error_is_listed_not_only_the_first() -> None:
 
 @pytest.mark.parametrize("decide", [validate, mutate], ids=["validate", "mutate"])
 def test_an_unreadable_cluster_denies_with_code_500_never_allows(decide: Any) -> None:
-    reader = Reader(error="GET /apis/apps/v1/namespaces/default/controllerrevisions: 503")
+    reader = Reader(error="etcd unavailable")
     response = decide(parse_review(admission_review(V1_APP)), reader, StubRenderer())["response"]
     assert response["allowed"] is False
     assert response["status"]["code"] == 500
@@ -373,6 +382,95 @@ def test_review_answers_each_webhook_in_the_request_version(version: str) -> Non
         answer = review(body, mode, Reader(), StubRenderer())  # type: ignore[arg-type]
         assert answer["apiVersion"] == version
         assert answer["response"]["allowed"] is True
+
+
+# ---------------------------------------------------------------------------
+# judge: the verdict the validating webhook and the validate CLI both give
+
+JUDGED = [
+    ("a first deploy", V1_APP, ObservedState(), StubRenderer()),
+    ("an unknown type", application(type="nope"), ObservedState(), StubRenderer()),
+    (
+        "batches that do not add up",
+        with_trait(targetSize=5, rolloutBatches=batches(2, 2)),
+        ObservedState(),
+        StubRenderer(),
+    ),
+    (
+        "a partition that holds nothing back",
+        with_trait(targetSize=5, batchPartition=1, rolloutBatches=batches(2, 3)),
+        ObservedState(),
+        StubRenderer(),
+    ),
+    (
+        "a template that fails",
+        V1_APP,
+        ObservedState(),
+        StubRenderer(failing_types={"webservice": "boom"}),
+    ),
+    (
+        "a new revision pinned away",
+        application(
+            image="stefanprodan/podinfo:6.0.0",
+            external_revision="express-server-v3",
+            rollout={"targetRevision": "express-server-v1", "targetSize": 5,
+                     "rolloutBatches": batches(2, 3)},
+        ),
+        STATE_V1_SETTLED,
+        StubRenderer(),
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "app", "state", "renderer"), JUDGED, ids=[c[0] for c in JUDGED]
+)
+def test_the_webhook_answers_with_exactly_the_verdict_of_judge(
+    case: str, app: dict[str, Any], state: ObservedState, renderer: StubRenderer
+) -> None:
+    verdict = judge(app, state, renderer)
+    response = validate(parse_review(admission_review(app)), Reader(state), renderer)["response"]
+    causes = response.get("status", {}).get("details", {}).get("causes", [])
+    assert (response["allowed"], causes, response.get("warnings", [])) == (
+        verdict.allowed,
+        [e.as_cause() for e in verdict.errors],
+        verdict.warnings,
+    )
+
+
+def test_judge_names_the_component_a_template_fails_for() -> None:
+    verdict = judge(V1_APP, ObservedState(), StubRenderer(failing_types={"webservice": "boom"}))
+    assert [(str(e.path), e.type) for e in verdict.errors] == [
+        ("spec.components[0]", ErrorType.INVALID)
+    ]
+    assert verdict.app is None
+
+
+def test_judge_looks_live_state_up_once_and_only_after_the_static_rules_pass() -> None:
+    asked: list[tuple[str, bool]] = []
+
+    def lookup(app: Any, *, rollouts: bool) -> ObservedState:
+        asked.append((app.name, rollouts))
+        return STATE_V1_SETTLED
+
+    judge(application(type="nope"), lookup, StubRenderer())
+    assert asked == []
+    verdict = judge(V1_APP, lookup, StubRenderer())
+    assert asked == [("rollout-trait-test", True)]
+    assert verdict == judge(V1_APP, STATE_V1_SETTLED, StubRenderer())
+
+
+def test_judge_skips_the_state_rules_when_an_update_leaves_the_spec_alone() -> None:
+    def unreachable(app: Any, *, rollouts: bool) -> ObservedState:
+        raise ApiError("GET", "/apis", 0, "must not be called")
+
+    old = with_trait(targetSize=5, rolloutBatches=batches(2, 3))
+    new = copy.deepcopy(old)
+    new["metadata"]["labels"] = {"team": "a"}
+    verdict = judge(new, unreachable, StubRenderer(), old_object=old)
+    assert (verdict.allowed, verdict.app is not None) == (True, True)
+    with pytest.raises(ApiError):
+        judge(new, unreachable, StubRenderer())
 
 
 # ---------------------------------------------------------------------------

@@ -1,68 +1,57 @@
-"""The rollout state machine, decided on plain values: single transitions and whole runs.
+"""The rollout state machine, decided on plain values: every row, single decisions, whole runs.
 
-Whole runs use a tiny in-memory world that carries out decide()'s actions the way the
-Deployment / CloneSet controllers would, pessimistically (new pods become ready only on
-the next tick, or old pods linger until it), so the replica invariant is checked in the
-worst interleaving.
+Every row of the transition table is taken in a state of its own. Whole runs use the
+in-memory World of tests.fixtures.machine, which carries out decide()'s actions the way
+the Deployment / CloneSet controllers would, pessimistically (new pods become ready only
+on the next tick, or old pods linger until it), so the replica invariant is checked in
+the worst interleaving.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
+from tests.fixtures.machine import (
+    CLONESET,
+    DEPLOY,
+    World,
+    at,
+    plan,
+    ready,
+    settled_progress,
+)
 from webhook.controller.machine import (
-    CONDITION_COMPLETE,
     TRANSITIONS,
-    Condition,
     CreateWorkload,
     DeleteWorkload,
     EmitEvent,
     Observed,
-    Plan,
     Progress,
     RetemplateWorkload,
     ScaleWorkload,
     SetPartition,
     UpdateStatus,
     Workload,
-    WorkloadKind,
     decide,
-    expected_sum,
-    prospective_run,
 )
+from webhook.controller.machine.table import holding
 from webhook.core.labels import (
+    ABANDONING,
+    BATCH_FINALIZING,
     BATCH_IN_ROLLING,
+    BATCH_INITIALIZING,
     BATCH_READY,
+    BATCH_VERIFYING,
     FINALISING,
+    INITIALIZING,
     ROLLING_IN_BATCHES,
     ROLLOUT_FAILED,
     ROLLOUT_SUCCEED,
+    VERIFYING_SPEC,
 )
-
-DEPLOY = WorkloadKind.DEPLOYMENT
-CLONESET = WorkloadKind.CLONESET
-
-
-def plan(target: str, size: int, batches: tuple[int, ...], partition: int | None = None,
-         generation: int = 1, kind: WorkloadKind = DEPLOY) -> Plan:
-    return Plan("server", target, size, batches, partition, generation, kind)
-
-
-def ready(name: str, replicas: int, revision: str | None = None, **kw: int) -> Workload:
-    return Workload(name, revision or name, replicas, current=replicas, ready=replicas, **kw)
-
-
-def settled_progress(target: str, size: int, generation: int = 1) -> Progress:
-    """Status after a finished run, as decide() leaves it."""
-    done = Condition(CONDITION_COMPLETE, "True", "Succeeded")
-    return Progress(ROLLOUT_SUCCEED, BATCH_READY, 0, target, "", size, 0, size, size,
-                    generation, (done,))
-
 
 # ---- single decisions ----------------------------------------------------------------
 
@@ -195,7 +184,10 @@ def test_a_failed_verification_is_a_warning_and_a_condition() -> None:
     assert cond is not None
     assert (cond.status, cond.reason, cond.last_transition_time) == (
         "False", "VerificationFailed", "2026-01-01T00:00:00Z")
-    assert "add up to 4" in cond.message and "needs 5" in cond.message
+    assert cond.message == (
+        "spec.rolloutPlan.rolloutBatches: Invalid value: [2, 2]:"
+        " batch replicas add up to 4; they must add up to targetSize 5")
+    assert events[0] == EmitEvent("Warning", "VerificationFailed", cond.message)
 
 
 def test_a_failed_spec_is_not_decided_again_until_it_changes() -> None:
@@ -222,83 +214,91 @@ def test_every_transition_row_has_a_unique_name() -> None:
     assert len(names) == len(set(names))
 
 
+# ---- every row of the table, each in a state where it is the one taken -------------------
+
+
+def in_run(rolling: str, batch: str, current: int = 0, target: str = "v2", source: str = "v1",
+           **more: object) -> Progress:
+    """Status of an upgrade to ``target`` at 5 replicas, from ``source`` at 5."""
+    return replace(Progress(rolling, batch, current, target, source, 5, 5,
+                            observed_generation=1), **more)  # type: ignore[arg-type]
+
+
+FAILED_ON_V2 = replace(settled_progress("v1", 5), rolling_state=ROLLOUT_FAILED)
+HALFWAY = (ready("v1", 3), ready("v2", 2))
+ROW_CASES: dict[str, Observed] = {
+    "verification-failed": Observed(plan("v2", 5, (2, 2)), settled_progress("v1", 5),
+                                    (ready("v1", 5),)),
+    "retry-new-run": Observed(plan("v2", 5, (2, 3), generation=2), FAILED_ON_V2,
+                              (ready("v1", 5),)),
+    "retry-resume": Observed(plan("v2", 5, (2, 3), generation=2),
+                             in_run(ROLLOUT_FAILED, BATCH_IN_ROLLING), HALFWAY),
+    "retry-restore": Observed(plan("v1", 5, (5,), generation=2), FAILED_ON_V2,
+                              (ready("v1", 5),)),
+    "start": Observed(plan("v1", 5, (2, 3)), Progress()),
+    "abandon": Observed(plan("v3", 5, (2, 3)), in_run(ROLLING_IN_BATCHES, BATCH_READY),
+                        HALFWAY),
+    "restart": Observed(plan("v3", 5, (2, 3)), in_run(ABANDONING, BATCH_READY), HALFWAY),
+    "verified": Observed(plan("v1", 5, (2, 3)),
+                         in_run(VERIFYING_SPEC, BATCH_INITIALIZING, target="v1", source="",
+                                original_size=0)),
+    "prepare-target": Observed(plan("v1", 5, (2, 3)),
+                               in_run(INITIALIZING, BATCH_INITIALIZING, target="v1", source="",
+                                      original_size=0)),
+    "begin-batches": Observed(plan("v1", 5, (2, 3)),
+                              in_run(INITIALIZING, BATCH_INITIALIZING, target="v1", source="",
+                                     original_size=0), (ready("v1", 0),)),
+    "batch-rolling": Observed(plan("v2", 5, (2, 3)),
+                              in_run(ROLLING_IN_BATCHES, BATCH_INITIALIZING),
+                              (ready("v1", 5), ready("v2", 0))),
+    "batch-clock": Observed(plan("v2", 5, (2, 3)), in_run(ROLLING_IN_BATCHES, BATCH_IN_ROLLING),
+                            (ready("v1", 5), ready("v2", 0)), now=at(0)),
+    "change-target": Observed(plan("v2", 5, (2, 3)), in_run(ROLLING_IN_BATCHES, BATCH_IN_ROLLING),
+                              (ready("v1", 5), ready("v2", 0))),
+    "shrink-others": Observed(plan("v2", 5, (2, 3)), in_run(ROLLING_IN_BATCHES, BATCH_IN_ROLLING),
+                              (ready("v1", 5), ready("v2", 2))),
+    "batches-changed": Observed(plan("v2", 5, (3, 2)), in_run(ROLLING_IN_BATCHES, BATCH_READY),
+                                HALFWAY),
+    "recut-others": Observed(plan("v2", 5, (2, 3)), in_run(ROLLING_IN_BATCHES, BATCH_VERIFYING),
+                             (ready("v1", 5), ready("v2", 2))),
+    "batch-verified": Observed(plan("v2", 5, (2, 3)),
+                               in_run(ROLLING_IN_BATCHES, BATCH_VERIFYING), HALFWAY),
+    "progress-deadline": Observed(
+        plan("v2", 5, (2, 3)),
+        in_run(ROLLING_IN_BATCHES, BATCH_IN_ROLLING, batch_started=at(0), deadline_seconds=60),
+        (ready("v1", 5), Workload("v2", "v2", 2, current=2, ready=0)),
+        now=at(61), deadline_seconds=60),
+    "batch-ready": Observed(plan("v2", 5, (2, 3)), in_run(ROLLING_IN_BATCHES, BATCH_FINALIZING),
+                            HALFWAY),
+    "next-batch": Observed(plan("v2", 5, (2, 3)), in_run(ROLLING_IN_BATCHES, BATCH_READY),
+                           HALFWAY),
+    "last-batch-done": Observed(plan("v2", 5, (2, 3)),
+                                in_run(ROLLING_IN_BATCHES, BATCH_READY, current=1),
+                                (ready("v1", 0), ready("v2", 5))),
+    "succeed": Observed(plan("v2", 5, (2, 3)), in_run(FINALISING, BATCH_READY, current=1),
+                        (ready("v1", 0), ready("v2", 5))),
+    "clean-up": Observed(plan("v2", 5, (2, 3)), settled_progress("v2", 5),
+                         (ready("v1", 0), ready("v2", 5))),
+}
+# Rows that only repair status and tell nobody.
+SILENT_ROWS = {"batch-clock"}
+
+
+def test_every_row_of_the_table_has_a_case() -> None:
+    assert sorted(ROW_CASES) == sorted(t.name for t in TRANSITIONS)
+
+
+@pytest.mark.parametrize("row", list(ROW_CASES))
+def test_every_transition_is_taken_in_its_state_and_announced_by_an_event(row: str) -> None:
+    observed = ROW_CASES[row]
+    transition = next(t for t in TRANSITIONS if t.name == row)
+    assert holding(observed, observed.progress)[0] is transition
+    assert decide(observed).steps[0] == row
+    event = transition.effect(observed, observed.progress).event
+    assert (event is not None) == (row not in SILENT_ROWS)
+
+
 # ---- whole runs in an in-memory world --------------------------------------------------
-
-
-@dataclass
-class World:
-    """Carries out actions like the workload controllers would, one tick late."""
-
-    kind: WorkloadKind
-    slow: str = "up"  # "up": new pods get ready on tick; "down": old pods linger until tick
-    workloads: dict[str, Workload] = field(default_factory=dict)
-    progress: Progress = field(default_factory=Progress)
-    violations: list[str] = field(default_factory=list)
-    events: list[EmitEvent] = field(default_factory=list)
-    crash: float = 0.0  # chance the controller dies before each action of a decision
-    rng: random.Random = field(default_factory=lambda: random.Random(7))
-
-    def observe(self, p: Plan) -> Observed:
-        return Observed(p, self.progress, tuple(self.workloads.values()))
-
-    def apply(self, action: object) -> None:
-        if isinstance(action, CreateWorkload):
-            name = "server" if self.kind is CLONESET else action.revision
-            self.workloads[name] = Workload(name, action.revision, action.replicas,
-                                            partition=action.partition, settled=False)
-        elif isinstance(action, ScaleWorkload):
-            w = self.workloads[action.name]
-            w = replace(w, replicas=action.replicas, settled=False)
-            if self.slow == "up" and action.replicas < w.current:
-                w = replace(w, current=action.replicas, ready=min(w.ready, action.replicas))
-            self.workloads[action.name] = w
-        elif isinstance(action, RetemplateWorkload):
-            w = self.workloads[action.name]
-            self.workloads[action.name] = replace(
-                w, revision=action.revision, replicas=action.replicas,
-                partition=action.partition, updated=0, updated_ready=0, settled=False)
-        elif isinstance(action, SetPartition):
-            w = self.workloads[action.name]
-            self.workloads[action.name] = replace(w, partition=action.partition, settled=False)
-        elif isinstance(action, DeleteWorkload):
-            del self.workloads[action.name]
-        elif isinstance(action, UpdateStatus):
-            self.progress = action.progress
-        elif isinstance(action, EmitEvent):
-            self.events.append(action)
-
-    def tick(self) -> None:
-        for name, w in list(self.workloads.items()):
-            updated = w.replicas - (w.partition or 0)
-            self.workloads[name] = replace(w, current=w.replicas, ready=w.replicas,
-                                           updated=updated, updated_ready=updated, settled=True)
-
-    def check(self, p: Plan) -> None:
-        if self.kind is not DEPLOY or len(self.workloads) < 2:
-            return
-        batch = p.batches[min(self.progress.current_batch, len(p.batches) - 1)]
-        total = sum(w.ready for w in self.workloads.values())
-        if not p.target_size - batch <= total <= p.target_size + batch:
-            self.violations.append(f"{total} ready at batch {self.progress.current_batch}")
-
-    def roll(self, p: Plan, limit: int = 200) -> None:
-        for _ in range(limit):
-            decision = decide(self.observe(p))
-            for action in decision.actions:
-                if self.rng.random() < self.crash:
-                    break  # the controller died here; the rest of the decision is lost
-                self.apply(action)
-                self.check(p)
-            if not decision.actions and all(w.settled for w in self.workloads.values()):
-                return
-            self.tick()
-            self.check(p)
-        raise AssertionError(f"no convergence: {self.progress}")
-
-    def view(self) -> tuple[tuple[int, int, int, str, str], dict[str, int]]:
-        p = self.progress
-        return ((p.target_size, p.upgraded, p.upgraded_ready, p.batch_state, p.rolling_state),
-                {w.name: w.ready for w in self.workloads.values()})
 
 
 SPEC_SEQUENCE = [
@@ -374,7 +374,7 @@ def test_a_rollback_midway_back_to_the_source_keeps_its_pods() -> None:
     assert world.violations == []
 
 
-def test_every_transition_is_announced_by_an_event() -> None:
+def test_a_first_deploy_is_announced_step_by_step() -> None:
     world = World(DEPLOY)
     world.roll(plan("v1", 5, (2, 3)))
     reasons = [e.reason for e in world.events]
@@ -391,70 +391,3 @@ def test_a_new_target_abandons_only_a_run_in_flight(rolling_state: str, first_st
     progress = replace(settled_progress("v1", 5), rolling_state=rolling_state)
     decision = decide(Observed(plan("v2", 5, (2, 3)), progress, (ready("v1", 5),)))
     assert decision.steps[0] == first_step
-
-
-# ---- any sequence of valid specs, interrupted runs and crashes converges ----------------
-
-Step = tuple[str, int, int, float, int, int | None]
-
-
-@st.composite
-def spec_changes(draw: st.DrawFn) -> list[Step]:
-    """Steps of (target, size, parts to split the batches into, crash chance, decisions
-    to run before the next change (0 = until it settles or holds), batchPartition)."""
-    steps = draw(st.integers(1, 4))
-    return [(draw(st.sampled_from(["v1", "v2", "v3"])), draw(st.integers(1, 8)),
-             draw(st.integers(1, 4)), draw(st.sampled_from([0.0, 0.2])),
-             draw(st.sampled_from([0, 0, 2, 5])), draw(st.sampled_from([None, None, 0, 1])))
-            for _ in range(steps)]
-
-
-def split(total: int, parts: int) -> tuple[int, ...]:
-    """``total`` as up to ``parts`` positive batches (one batch of 0 when total is 0)."""
-    parts = max(1, min(parts, total))
-    base, extra = divmod(total, parts)
-    return tuple(base + (1 if i < extra else 0) for i in range(parts))
-
-
-@settings(max_examples=80, deadline=None)
-@given(spec_changes())
-def test_any_sequence_of_valid_changes_ends_in_the_last_one(steps: list[Step]) -> None:
-    world = World(DEPLOY, rng=random.Random(len(steps)))
-    for generation, (target, size, parts, crash, decisions, part) in enumerate(steps, start=1):
-        probe = plan(target, size, (size,), generation=generation)
-        run = prospective_run(world.observe(probe), world.progress)
-        batches = split(expected_sum(run), parts)
-        partition = None if part is None else min(part, len(batches) - 1)
-        current = plan(target, size, batches, partition, generation)
-        world.crash = crash
-        if decisions:
-            for _ in range(decisions):  # part of the run, then the next change arrives
-                for action in decide(world.observe(current)).actions:
-                    world.apply(action)
-                world.tick()
-        else:
-            world.roll(current, limit=2000)
-    # The last change, without a partition, must finish.
-    current = replace(current, partition=None, generation=current.generation + 1)
-    world.crash = 0.0
-    world.roll(current, limit=2000)
-    target, size = steps[-1][0], steps[-1][1]
-    assert world.view() == ((size, size, size, BATCH_READY, ROLLOUT_SUCCEED), {target: size})
-
-
-@settings(max_examples=80, deadline=None)
-@given(size=st.integers(1, 9), parts=st.integers(1, 5), crash=st.sampled_from([0.0, 0.1, 0.3]),
-       slow=st.sampled_from(["up", "down"]), back=st.booleans())
-def test_any_upgrade_or_rollback_keeps_ready_pods_within_the_batch_of_target_size(
-    size: int, parts: int, crash: float, slow: str, back: bool,
-) -> None:
-    world = World(DEPLOY, slow=slow, rng=random.Random(size * 10 + parts))
-    world.roll(plan("v1", size, (size,)))
-    world.roll(plan("v2", size, (size,), generation=2))
-    world.crash = crash
-    target = "v1" if back else "v3"
-    world.roll(plan(target, size, split(size, parts), generation=3), limit=2000)
-    world.crash = 0.0
-    world.roll(plan(target, size, split(size, parts), generation=3))
-    assert world.view() == ((size, size, size, BATCH_READY, ROLLOUT_SUCCEED), {target: size})
-    assert world.violations == []

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fixtures.apps import application_of
 from webhook.cli import build_parser, main
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -71,6 +72,36 @@ def test_an_invalid_application_prints_one_error_per_line_with_paths(
         "spec.components[0].traits[0].properties.targetSize: Invalid value: true:"
         " must be an integer, not boolean",
         "spec.components[0].traits[0].properties.rolloutBatches: Required value",
+    ]
+
+
+def with_plan(**plan: Any) -> str:
+    doc = yaml.safe_load(FIRST.read_text())
+    doc["spec"]["components"][0]["traits"][0]["properties"].update(plan)
+    return yaml.safe_dump(doc)
+
+
+def test_validate_prints_the_webhooks_warnings_as_kubectl_does(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text(with_plan(batchPartition=1))
+    assert run(capsys, "validate", "-f", str(path)) == (
+        0,
+        "valid\n",
+        "Warning: express-server: batchPartition 1 is the last batch; it holds nothing back\n",
+    )
+
+
+def test_a_denied_application_gets_its_errors_without_the_admitted_ones_warnings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text(with_plan(batchPartition=1, targetSize=6))
+    code, out, err = run(capsys, "validate", "-f", str(path))
+    assert (code, out) == (1, "")
+    assert [line.split(": ")[0] for line in err.splitlines()] == [
+        "spec.components[0].traits[0].properties.rolloutBatches"
     ]
 
 
@@ -221,14 +252,8 @@ def test_render_uses_dropped_in_templates(
         "spec: {template: {spec: {restartPolicy: Never, containers: "
         "[{name: {{ component | tojson }}, image: {{ properties.image | tojson }}}]}}}\n"
     )
-    app: dict[str, Any] = {
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": "batch"},
-        "spec": {
-            "components": [{"name": "once", "type": "task", "properties": {"image": "busybox"}}]
-        },
-    }
+    app = application_of(
+        {"name": "once", "type": "task", "properties": {"image": "busybox"}}, name="batch")
     path = tmp_path / "app.yaml"
     path.write_text(yaml.safe_dump(app))
     code, out, _ = run(capsys, "render", "-f", str(path), "--templates-dir", str(tmp_path))
@@ -289,6 +314,6 @@ def test_validate_renders_every_component_so_template_failures_name_it(
     code, out, err = run(capsys, "validate", "-f", str(path), "--templates-dir", str(templates))
     assert (code, out) == (1, "")
     assert err.splitlines() == [
-        'spec.components[1].type: Invalid value: "task": cannot be rendered: '
+        'spec.components[1]: Invalid value: "task": cannot be rendered: '
         "template components/task.yaml.j2: 'dict object' has no attribute 'jobName'"
     ]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fixtures.watching import RecordingStop, ScriptedApi
 from webhook.cli import build_parser, main
 from webhook.controller.health import (
     HealthFacts,
@@ -19,9 +20,11 @@ from webhook.controller.health import (
     live_problems,
     ready_problems,
 )
-from webhook.controller.loop import Watcher, WorkQueue
+from webhook.controller.loop import EventFeed, watch_kind
 from webhook.controller.metrics import ControllerMetrics
+from webhook.controller.queue import WorkQueue
 from webhook.core.labels import ROLLING_IN_BATCHES, ROLLOUT_FAILED, ROLLOUT_SUCCEED
+from webhook.kube.client import CLONESETS
 
 LIVE_ROWS = [
     pytest.param(HealthFacts(100.0, "leader"), [], id="an idle leader is alive"),
@@ -166,30 +169,23 @@ def test_a_deadline_wake_up_reconciles_the_key_once_when_it_falls_due() -> None:
     key = ("rollout", "ns", "web")
     for _ in range(50):  # every reconcile of a waiting batch asks for the same moment
         queue.wake_after(key, 0.05)
+    assert queue.pending_delays() == 1  # the 49 duplicates were never queued
     got: list[object] = []
     worker = threading.Thread(target=lambda: got.append(queue.get()))
     worker.start()
     worker.join(5)
     assert got == [key]
     queue.done(key)
-    assert len(queue) == 0
-    assert queue._later == []  # the 49 duplicates were never queued
+    assert (len(queue), queue.pending_delays()) == (0, 0)
 
 
 def test_a_watch_of_a_kind_that_is_not_installed_does_not_hold_readiness() -> None:
-    from webhook.kube.client import CLONESETS, ApiError
-
-    class Missing:
-        def request(self, *args: object, **kw: object) -> object:
-            raise ApiError("GET", "/apis/apps.kruise.io", 404, "not found")
-
-    stop = threading.Event()
-    watcher = Watcher(Missing(), CLONESETS, WorkQueue(), None, stop)  # type: ignore[arg-type]
-    thread = threading.Thread(target=watcher.run, daemon=True)
-    thread.start()
-    assert watcher.synced.wait(5)
-    stop.set()
-    thread.join(5)
+    api = ScriptedApi({CLONESETS.path(): []})
+    api.missing.add(CLONESETS.path())
+    stop = RecordingStop(limit=1)
+    watcher = watch_kind(api, CLONESETS, EventFeed(CLONESETS, WorkQueue()), None, stop)
+    watcher.run()
+    assert (watcher.synced.is_set(), stop.waits) == (True, [30.0])
 
 
 def test_the_new_controller_options_parse_with_their_defaults() -> None:

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_controller_views import ROLLOUT
-from tests.unit.test_reconcile import APP_PATH, NS, SPEC_APP, FakeApi, flush
+from tests.fixtures.kubeapi import APP_PATH, NS, ROLLOUT, SPEC_APP, FakeApi, flush
 from webhook.controller.machine import EmitEvent
 from webhook.controller.reconcile import ANNOTATION_APPLIED_BY, Reconciler
 from webhook.controller.views import event_body

@@ -8,15 +8,17 @@ from typing import Any
 
 import pytest
 
-from webhook.controller.loop import LeaderElector, WorkQueue, keys_for
+from webhook.controller.lease import LeaderElector
+from webhook.controller.loop import EventFeed, keys_for
+from webhook.controller.queue import WorkQueue
 from webhook.controller.reconcile import ANNOTATION_ROLLED_BY
+from webhook.core.errors import ApiError
 from webhook.kube.client import (
     APPLICATIONS,
     CLONESETS,
     DEPLOYMENTS,
     REVISIONS,
     ROLLOUTS,
-    ApiError,
     Resource,
 )
 
@@ -58,6 +60,29 @@ def test_watch_events_map_to_the_reconciles_they_concern(
     assert keys_for(resource, watched) == keys
 
 
+@pytest.mark.parametrize(
+    ("kind", "own", "keys"),
+    [
+        ("MODIFIED", True, [("app", "ns", "shop")]),
+        ("MODIFIED", False, [("rollout", "ns", "web"), ("app", "ns", "shop")]),
+        ("SYNC", True, [("rollout", "ns", "web"), ("app", "ns", "shop")]),
+    ],
+    ids=["our own status write", "someone else's write", "a listing"],
+)
+def test_only_our_own_rollout_status_writes_are_not_reconciled_again(
+    kind: str, own: bool, keys: list[tuple[str, str, str]]
+) -> None:
+    queue = WorkQueue()
+    seen: list[tuple[str, str]] = []
+    feed = EventFeed(ROLLOUTS, queue, lambda resource, k, o: seen.append((resource.plural, k)),
+                     lambda version: own and version == "7")
+    watched = obj("web")
+    watched["metadata"]["resourceVersion"] = "7"
+    feed.changed(kind, watched)
+    assert [queue.get() for _ in range(len(queue))] == keys
+    assert seen == [("rollouts", kind)]
+
+
 def test_a_key_added_twice_while_queued_is_processed_once() -> None:
     queue = WorkQueue()
     queue.add(("app", "ns", "a"))
@@ -86,7 +111,9 @@ def test_a_retried_key_comes_back_after_its_backoff() -> None:
     assert queue.get() == key
     queue.retry(key)
     queue.done(key)
+    assert (len(queue), queue.pending_delays()) == (0, 1)
     assert queue.get() == key  # blocks for the 10 ms backoff only
+    assert queue.pending_delays() == 0
 
 
 def test_a_closed_queue_releases_its_workers() -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.kubeapi import ROLLOUT
 from webhook.controller.machine import (
     Condition,
     EmitEvent,
@@ -24,27 +25,6 @@ from webhook.controller.views import (
     status_from,
     workload_from,
 )
-
-ROLLOUT: dict[str, Any] = {
-    "apiVersion": "standard.oam.dev/v1alpha1",
-    "kind": "Rollout",
-    "metadata": {"name": "express-server", "namespace": "ns", "uid": "u9", "generation": 2},
-    "spec": {
-        "targetRevisionName": "express-server-v2",
-        "componentName": "express-server",
-        "rolloutPlan": {"targetSize": 5, "batchPartition": 0,
-                        "rolloutBatches": [{"replicas": 2}, {"replicas": 3}]},
-    },
-    "status": {
-        "rollingState": "rollingInBatches", "batchRollingState": "batchReady",
-        "currentBatch": 0, "lastTargetRevision": "express-server-v2",
-        "lastSourceRevision": "express-server-v1", "rolloutTargetSize": 5,
-        "rolloutOriginalSize": 5, "upgradedReplicas": 2, "upgradedReadyReplicas": 2,
-        "observedGeneration": 2,
-        "conditions": [{"type": "RolloutComplete", "status": "False", "reason": "Rolling",
-                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-    },
-}
 
 
 def test_a_rollout_reads_as_its_plan() -> None:

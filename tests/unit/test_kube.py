@@ -1,130 +1,27 @@
-"""Reducing listed API objects to an ObservedState, and finding credentials, without a cluster."""
+"""Finding credentials and reading the API, without a cluster (objects: see test_objects)."""
 
 from __future__ import annotations
 
 import base64
+import http.server
 import json
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from webhook.core.errors import ClusterReadError
-from webhook.core.state import ComponentObservation, RevisionRecord
+from webhook.core.errors import ApiConfigError, ApiError
 from webhook.kube.reader import (
     IN_CLUSTER_DIR,
     ApiReader,
     Credentials,
-    component_observation,
     credentials_from_kubeconfig,
     get_json,
     load_credentials,
-    observed_state_from,
-    revision_record,
 )
-
-
-def controller_revision(name: str, component: str, number: Any, **meta: Any) -> dict[str, Any]:
-    labels = {
-        "controller.oam.dev/component": component,
-        "app.oam.dev/component-revision-hash": "h1",
-    }
-    return {
-        "metadata": {"name": name, "labels": labels, **meta},
-        "revision": number,
-        "data": {"name": component, "type": "webservice"},
-    }
-
-
-def rollout(
-    name: str, status: dict[str, Any], *, owner: str = "app", **spec: Any
-) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "name": name,
-            "ownerReferences": [{"kind": "Application", "name": owner, "controller": True}],
-        },
-        "spec": spec,
-        "status": status,
-    }
-
-
-def test_a_controller_revision_becomes_a_record_with_its_owner() -> None:
-    owned = controller_revision(
-        "web-v2",
-        "web",
-        2,
-        ownerReferences=[{"kind": "Application", "name": "app", "controller": True}],
-    )
-    assert revision_record(owned) == RevisionRecord(
-        name="web-v2",
-        component="web",
-        number=2,
-        spec_hash="h1",
-        data={"name": "web", "type": "webservice"},
-        owner="app",
-    )
-
-
-@pytest.mark.parametrize(
-    "obj",
-    [{"metadata": {"name": "x"}}, {"metadata": "nope"}, {}, {"metadata": {"labels": {"a": 1}}}],
-)
-def test_objects_without_the_component_label_are_not_revisions(obj: dict[str, Any]) -> None:
-    assert revision_record(obj) is None
-
-
-@pytest.mark.parametrize("number", ["2", None, True, 2.5])
-def test_a_revision_number_that_is_not_an_integer_reads_as_zero(number: Any) -> None:
-    record = revision_record(controller_revision("web-v2", "web", number))
-    assert record is not None
-    assert record.number == 0
-
-
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        (
-            {"lastTargetRevision": "web-v1", "rolloutTargetSize": 5,
-             "rollingState": "rolloutSucceed", "currentBatch": 1,
-             "batchRollingState": "batchReady"},
-            ComponentObservation("web-v1", 5, 1, "rolloutSucceed", "batchReady", "web-v1"),
-        ),
-        (
-            {"lastTargetRevision": "web-v1", "rolloutTargetSize": 5,
-             "rollingState": "rollingInBatches", "currentBatch": 0},
-            ComponentObservation("web-v1", None, 0, "rollingInBatches", None, "web-v1"),
-        ),
-        ({}, ComponentObservation(None, None, None, None, None, "web-v1")),
-        (
-            {"rolloutTargetSize": "5", "rollingState": "rolloutSucceed", "currentBatch": "1"},
-            ComponentObservation(None, None, None, "rolloutSucceed", None, "web-v1"),
-        ),
-    ],
-    ids=["settled", "rolling", "no-status", "wrong-types"],
-)  # fmt: skip
-def test_the_size_counts_only_once_a_rollout_has_succeeded(
-    status: dict[str, Any], expected: ComponentObservation
-) -> None:
-    assert component_observation(rollout("web", status, targetRevisionName="web-v1")) == expected
-
-
-def test_an_observed_state_keeps_every_revision_but_only_the_apps_own_rollouts() -> None:
-    revisions = [
-        controller_revision("web-v2", "web", 2),
-        controller_revision("web-v1", "web", 1),
-        controller_revision("other-v1", "other", 1),
-        {"metadata": {"name": "unlabelled"}},
-    ]
-    rollouts = [
-        rollout("web", {"rollingState": "rolloutSucceed"}),
-        rollout("other", {}, owner="another-app"),
-        {"metadata": {"name": "labelled", "labels": {"app.oam.dev/name": "app"}}},
-    ]
-    state = observed_state_from("ns", "app", revisions, rollouts)
-    assert [r.name for r in state.revisions] == ["other-v1", "web-v1", "web-v2"]
-    assert sorted(state.components) == ["labelled", "web"]
-    assert state.namespace == "ns"
 
 
 def kubeconfig(path: Path, cluster: dict[str, Any], user: dict[str, Any]) -> Path:
@@ -178,7 +75,7 @@ def test_inline_certificate_data_is_written_to_private_files(tmp_path: Path) -> 
 )
 def test_unusable_kubeconfigs_are_one_line_errors(tmp_path: Path, content: str, says: str) -> None:
     (tmp_path / "config").write_text(content)
-    with pytest.raises(ClusterReadError, match=says):
+    with pytest.raises(ApiConfigError, match=says):
         credentials_from_kubeconfig(tmp_path / "config")
 
 
@@ -191,7 +88,7 @@ def test_exec_credentials_are_refused_and_anonymous_is_allowed(
 ) -> None:
     path = kubeconfig(tmp_path / "config", {"server": "https://127.0.0.1:6443"}, user)
     if says:
-        with pytest.raises(ClusterReadError, match=says):
+        with pytest.raises(ApiConfigError, match=says):
             credentials_from_kubeconfig(path)
     else:
         assert credentials_from_kubeconfig(path).token is None
@@ -209,9 +106,95 @@ def test_in_cluster_credentials_use_the_service_account_files(
     )
 
 
-def test_a_closed_port_is_a_cluster_read_error_naming_the_path() -> None:
+def test_a_closed_port_is_an_api_error_without_status_naming_the_path() -> None:
     reader = ApiReader(Credentials(server="https://127.0.0.1:9"))
     with pytest.raises(
-        ClusterReadError, match=r"GET /apis/apps/v1/namespaces/x/controllerrevisions"
-    ):
+        ApiError, match=r"^GET /apis/apps/v1/namespaces/x/controllerrevisions: [A-Za-z]"
+    ) as caught:
         get_json(reader, "/apis/apps/v1/namespaces/x/controllerrevisions")
+    assert caught.value.status == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "message", "status", "conflict"),
+    [
+        (ApiError("PUT", "/x", 409, "modified"), "PUT /x: 409 modified", 409, True),
+        (ApiError("GET", "/x", 0, "ConnectionRefusedError"), "GET /x: ConnectionRefusedError",
+         0, False),
+        (ApiConfigError("kubeconfig k: no such file"), "kubeconfig k: no such file", 0, False),
+    ],
+    ids=["refused", "unreachable", "no client"],
+)
+def test_every_api_failure_is_one_error_type_with_its_status(
+    error: ApiError, message: str, status: int, conflict: bool
+) -> None:
+    assert (str(error), error.status, error.conflict) == (message, status, conflict)
+
+
+class WatchServer(http.server.ThreadingHTTPServer):
+    """Answers every GET on 127.0.0.1 with ``body``, then keeps the stream open (or, with
+    ``close``, ends it) until the test is done."""
+
+    body = b""
+    close = False
+    done = threading.Event()
+
+
+class WatchHandler(http.server.BaseHTTPRequestHandler):
+    """Streams as the API server does: HTTP/1.1, one chunk per event."""
+
+    server: WatchServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        body = self.server.body
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(body), body))
+        self.wfile.flush()
+        if not self.server.close:
+            self.server.done.wait(10)
+        self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def watch_server() -> Iterator[WatchServer]:
+    server = WatchServer(("127.0.0.1", 0), WatchHandler)
+    server.done = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.done.set()
+        server.shutdown()
+        server.server_close()
+
+
+def reader_of(server: WatchServer) -> ApiReader:
+    return ApiReader(Credentials(server=f"http://127.0.0.1:{server.server_address[1]}"))
+
+
+def test_an_interrupted_watch_ends_at_once_without_an_error(watch_server: WatchServer) -> None:
+    watch_server.body = b'{"type": "ADDED", "object": {"metadata": {"name": "a"}}}\n'
+    stream = reader_of(watch_server).watch("/api/v1/pods", "1", 60)
+    events = iter(stream)
+    assert next(events)["object"] == {"metadata": {"name": "a"}}
+    threading.Timer(0.2, stream.interrupt).start()
+    began = time.monotonic()
+    assert list(events) == []
+    assert time.monotonic() - began < 5
+
+
+def test_a_watch_stream_that_is_not_json_is_an_api_error(watch_server: WatchServer) -> None:
+    watch_server.body, watch_server.close = b"{not json\n", True
+    stream = reader_of(watch_server).watch("/api/v1/pods", "1", 60)
+    with pytest.raises(ApiError, match=r"^WATCH /api/v1/pods: JSONDecodeError") as caught:
+        list(stream)
+    assert caught.value.status == 0

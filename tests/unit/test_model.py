@@ -11,45 +11,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.apps import application_of, component_fields
+from webhook.core.documents import load_documents
 from webhook.core.errors import InputError
 from webhook.core.model import (
     Application,
     RolloutBatch,
     RolloutPlan,
     Trait,
-    load_documents,
-    observed_state_from_documents,
     parse_application,
     parse_rollout_plan,
 )
+from webhook.core.objects import observed_state_from_documents
 from webhook.core.paths import FieldPath
 from webhook.core.state import ComponentObservation
 
 
 def application(**component: Any) -> dict[str, Any]:
-    """The spec's first Application, with the first component's fields overridden."""
-    base: dict[str, Any] = {
-        "name": "express-server",
-        "type": "webservice",
-        "externalRevision": "express-server-v1",
-        "properties": {"image": "stefanprodan/podinfo:4.0.3"},
-        "traits": [
-            {
-                "type": "rollout",
-                "properties": {
-                    "targetSize": 5,
-                    "rolloutBatches": [{"replicas": 2}, {"replicas": 3}],
-                },
-            }
-        ],
-    }
-    base.update(component)
-    return {
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": "rollout-trait-test", "namespace": "demo", "uid": "u-1"},
-        "spec": {"components": [base]},
-    }
+    """The spec's first Application, with the first component's fields overridden (a None
+    stays, as null)."""
+    return application_of({**component_fields(), **component}, namespace="demo", uid="u-1")
 
 
 def test_the_spec_application_parses_into_plain_values() -> None:

@@ -2,117 +2,19 @@
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-from typing import Any
-
 import pytest
-import yaml
 
-from webhook.controller.reconcile import ANNOTATION_ROLLED_BY, Reconciler
-from webhook.kube.client import ApiError
-from webhook.render.renderer import Renderer
-
-NS = "ns"
-APP_PATH = f"/apis/core.oam.dev/v1beta1/namespaces/{NS}/applications/rollout-trait-test"
-ROLLOUT_PATH = f"/apis/standard.oam.dev/v1alpha1/namespaces/{NS}/rollouts/express-server"
-# The spec's first Application (the golden folder's), as the API would return it.
-SPEC_APP = yaml.safe_load(
-    (Path(__file__).parents[1] / "golden" / "01-first-deploy" / "application.yaml").read_text()
+from tests.fixtures.kubeapi import (
+    APP_PATH,
+    NS,
+    ROLLOUT_PATH,
+    SPEC_APP,
+    FakeApi,
+    flush,
+    reconciler,
 )
-SPEC_APP["metadata"].update(namespace=NS, uid="app-uid", generation=1, resourceVersion="10")
-
-
-def terms(selector: str | None) -> list[str]:
-    """Split a label selector at the commas outside parentheses."""
-    out, depth, current = [], 0, ""
-    for ch in selector or "":
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if ch == "," and depth == 0:
-            out.append(current)
-            current = ""
-        else:
-            current += ch
-    return [*out, current] if current else out
-
-
-def matches(obj: dict[str, Any], selector: str | None) -> bool:
-    labels = obj.get("metadata", {}).get("labels") or {}
-    for term in terms(selector):
-        if " in (" in term:
-            key, values = term.split(" in (")
-            if labels.get(key) not in values.rstrip(")").split(","):
-                return False
-        elif "=" in term:
-            key, value = term.split("=")
-            if labels.get(key) != value:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-class FakeApi:
-    """Objects by path; every write is recorded as (method, path, body)."""
-
-    def __init__(self, *objects: tuple[str, dict[str, Any]]) -> None:
-        self.objects = {path: copy.deepcopy(obj) for path, obj in objects}
-        self.writes: list[tuple[str, str, Any]] = []
-        self.version = 100
-        self.conflict_on: str | None = None
-
-    def _store(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
-        self.version += 1
-        obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
-        self.objects[path] = obj
-        return copy.deepcopy(obj)
-
-    def get(self, path: str) -> dict[str, Any] | None:
-        obj = self.objects.get(path)
-        return copy.deepcopy(obj) if obj is not None else None
-
-    def list(self, path: str, selector: str | None = None) -> list[dict[str, Any]]:
-        return [copy.deepcopy(o) for p, o in self.objects.items()
-                if p.rsplit("/", 1)[0] == path and matches(o, selector)]
-
-    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.writes.append(("POST", path, copy.deepcopy(body)))
-        name = body["metadata"].get("name") or f"generated-{len(self.writes)}"
-        return self._store(f"{path}/{name}", copy.deepcopy(body))
-
-    def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        self.writes.append(("PATCH", path, copy.deepcopy(body)))
-        if self.conflict_on == path:
-            raise ApiError("PATCH", path, 409, "the object has been modified")
-        base = path.removesuffix("/status")
-        obj = copy.deepcopy(self.objects[base])
-        for key, value in body.items():
-            if key == "metadata":
-                continue
-            obj[key] = {**(obj.get(key) or {}), **value}
-        return self._store(base, obj)
-
-    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        meta = obj["metadata"]
-        kind = {"Rollout": "/apis/standard.oam.dev/v1alpha1/namespaces/{}/rollouts",
-                "Deployment": "/apis/apps/v1/namespaces/{}/deployments",
-                "Service": "/api/v1/namespaces/{}/services"}[obj["kind"]]
-        path = f"{kind.format(meta['namespace'])}/{meta['name']}"
-        self.writes.append(("APPLY", path, copy.deepcopy(obj)))
-        return self._store(path, copy.deepcopy(obj))
-
-    def delete(self, path: str) -> bool:
-        self.writes.append(("DELETE", path, None))
-        return self.objects.pop(path, None) is not None
-
-
-def reconciler(api: FakeApi) -> Reconciler:
-    return Reconciler(api, Renderer(), now=lambda: "2026-11-26T00:00:00Z")  # type: ignore[arg-type]
-
-
-def flush(rec: Reconciler) -> None:
-    assert rec.events is not None
-    rec.events.close()
+from webhook.controller.reconcile import ANNOTATION_ROLLED_BY
+from webhook.core.errors import ApiError
 
 
 def test_an_application_gets_its_revision_its_rollout_then_its_status() -> None:

@@ -8,40 +8,15 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.apps import shop, web_component
 from webhook.core.errors import TemplateError
-from webhook.core.model import Application, parse_application
+from webhook.core.model import Application
 from webhook.core.revisions import resolve_revisions
 from webhook.core.state import ObservedState
 from webhook.render.renderer import Renderer, RenderMemo, default_templates_dir
 
-
-def make_app(image: str = "stefanprodan/podinfo:4.0.3", ctype: str = "webservice") -> Application:
-    raw = {
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": "shop", "namespace": "prod", "uid": "uid-1"},
-        "spec": {
-            "components": [
-                {
-                    "name": "web",
-                    "type": ctype,
-                    "properties": {"image": image, "port": 8080, "cpu": "0.5"},
-                    "traits": [
-                        {
-                            "type": "rollout",
-                            "properties": {
-                                "targetSize": 5,
-                                "rolloutBatches": [{"replicas": 2}, {"replicas": 3}],
-                            },
-                        }
-                    ],
-                }
-            ]
-        },
-    }
-    app, errors = parse_application(raw)
-    assert app is not None, errors
-    return app
+# Properties beyond the image, so the memo sees templates' optional parts too.
+SIZED = {"port": 8080, "cpu": "0.5"}
 
 
 def render_all(renderer: Renderer, app: Application) -> list[dict[str, Any]]:
@@ -51,7 +26,7 @@ def render_all(renderer: Renderer, app: Application) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("ctype", ["webservice", "worker", "cloneset"])
 def test_memoized_renders_equal_fresh_ones(ctype: str) -> None:
     memo, fresh = Renderer(), Renderer(cache_size=0)
-    app = make_app(ctype=ctype)
+    app = shop(web_component(ctype, **SIZED))
     first = render_all(memo, app)
     assert (first, render_all(memo, app)) == (render_all(fresh, app), render_all(fresh, app))
     assert memo._memo.hits > 0
@@ -59,7 +34,7 @@ def test_memoized_renders_equal_fresh_ones(ctype: str) -> None:
 
 def test_a_remembered_object_is_never_shared_with_a_caller() -> None:
     renderer = Renderer()
-    app = make_app()
+    app = shop(web_component(**SIZED))
     component = app.components[0]
     resolved, _ = resolve_revisions(app, ObservedState(namespace="prod"))
     first = renderer.render_revision(app, component, resolved["web"])
@@ -74,9 +49,9 @@ def test_different_specs_render_differently() -> None:
     images = [
         w[0]["spec"]["template"]["spec"]["containers"][0]["image"]
         for w in (
-            renderer.render_workload(make_app(image=image), spec, "web-v1", 5)
+            renderer.render_workload(shop(web_component(image=image, **SIZED)), spec, "web-v1", 5)
             for image in ("a:1", "b:2", "a:1")
-            for spec in [make_app(image=image).components[0].spec()]
+            for spec in [shop(web_component(image=image, **SIZED)).components[0].spec()]
         )
     ]
     assert images == ["a:1", "b:2", "a:1"]
@@ -115,30 +90,35 @@ def test_the_memo_keeps_only_the_most_recent_entries() -> None:
 
 
 @pytest.mark.parametrize(
-    ("context", "docs"),
+    ("context", "docs", "keyed"),
     [
-        ({"when": object()}, [{"a": 1}]),
-        ({"n": 1}, [{1: "integer key"}]),
-        ({"n": 2}, [{"t": (1, 2)}, {"s": {1, 2}}]),
+        ({"when": object()}, [{"a": 1}], False),
+        ({"n": 1}, [{1: "integer key"}], True),
+        ({"n": 2}, [{"t": (1, 2)}, {"s": {1, 2}}], True),
     ],
     ids=["context-not-json", "integer-key", "set-value"],
 )
 def test_what_json_cannot_carry_exactly_is_not_memoized(
-    context: dict[str, Any], docs: list[dict[str, Any]]
+    context: dict[str, Any], docs: list[dict[str, Any]], keyed: bool
 ) -> None:
     memo = RenderMemo(8)
     key = memo.key("t", context)
+    # A context JSON cannot carry gets no key; docs it cannot carry are refused by put.
+    assert (key is not None) is keyed
     if key is not None:
         memo.put(key, docs)
+        assert memo.get(key) is None
     assert len(memo) == 0
 
 
 def test_a_size_of_zero_turns_the_memo_off() -> None:
     renderer = Renderer(cache_size=0)
-    app = make_app()
-    render_all(renderer, app)
-    render_all(renderer, app)
+    app = shop(web_component(**SIZED))
+    first, second = render_all(renderer, app), render_all(renderer, app)
     assert (len(renderer._memo), renderer._memo.hits) == (0, 0)
+    # Still rendered every time, and the same objects.
+    assert [o["kind"] for o in first] == ["ControllerRevision", "Rollout", "Deployment"]
+    assert second == first and second is not first
 
 
 def test_a_failing_render_fails_every_time(tmp_path: Path) -> None:
@@ -147,7 +127,7 @@ def test_a_failing_render_fails_every_time(tmp_path: Path) -> None:
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ properties.missing | tojson }}}\n"
     )
     renderer = Renderer(tmp_path / "t")
-    app = make_app()
+    app = shop(web_component(**SIZED))
     spec = {"name": "web", "type": "broken", "properties": {}}
     for _ in range(2):
         with pytest.raises(TemplateError, match="missing"):

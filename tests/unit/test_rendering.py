@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.apps import SHOP_UID, shop, web_component
 from webhook.core.errors import TemplateError
-from webhook.core.model import Application, RolloutBatch, RolloutPlan, parse_application
 from webhook.core.revisions import ResolvedRevision
 from webhook.core.state import ObservedState
-from webhook.render.renderer import Renderer, default_templates_dir, planned_replicas
+from webhook.render.renderer import Renderer, default_templates_dir
 
-UID = "0b6c1a9e-5a9e-4d61-9d1c-6d0f7f1c0001"
+UID = SHOP_UID
 OWNER = {
     "apiVersion": "core.oam.dev/v1beta1",
     "kind": "Application",
@@ -31,35 +31,6 @@ def renderer() -> Renderer:
     return Renderer()
 
 
-def make_app(*components: dict[str, Any], uid: str = UID, namespace: str = "prod") -> Application:
-    raw = {
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": "shop", "namespace": namespace, "uid": uid},
-        "spec": {"components": list(components)},
-    }
-    app, errors = parse_application(raw)
-    assert app is not None, errors
-    return app
-
-
-def web(ctype: str = "webservice", **properties: Any) -> dict[str, Any]:
-    return {
-        "name": "web",
-        "type": ctype,
-        "properties": {"image": "stefanprodan/podinfo:4.0.3", **properties},
-        "traits": [
-            {
-                "type": "rollout",
-                "properties": {
-                    "targetSize": 5,
-                    "rolloutBatches": [{"replicas": 2}, {"replicas": 3}],
-                },
-            }
-        ],
-    }
-
-
 REV = ResolvedRevision("web", "web-v3", 3, "0123456789abcdef", True)
 
 
@@ -70,7 +41,7 @@ def test_component_and_trait_types_come_from_the_template_folders(renderer: Rend
 
 
 def test_a_controller_revision_records_the_component_spec(renderer: Renderer) -> None:
-    app = make_app(web())
+    app = shop(web_component())
     assert renderer.render_revision(app, app.components[0], REV) == {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
@@ -97,7 +68,7 @@ def test_a_controller_revision_records_the_component_spec(renderer: Renderer) ->
 def test_objects_of_an_application_without_uid_or_namespace_carry_neither(
     renderer: Renderer,
 ) -> None:
-    app = make_app(web(), uid="", namespace="")
+    app = shop(web_component(), uid="", namespace="")
     objects = renderer.render_application(app, ObservedState())
     assert [o["metadata"].keys() for o in objects] == [{"name", "labels"}] * len(objects)
 
@@ -120,10 +91,10 @@ def test_objects_of_an_application_without_uid_or_namespace_carry_neither(
 def test_a_rollout_is_named_after_its_component_and_aims_at_the_target(
     renderer: Renderer, partition: int | None, target: str, plan: dict[str, Any]
 ) -> None:
-    component = web()
+    component = web_component()
     if partition is not None:
         component["traits"][0]["properties"]["batchPartition"] = partition
-    app = make_app(component)
+    app = shop(component)
     assert renderer.render_rollout(app, app.components[0], target) == {
         "apiVersion": "standard.oam.dev/v1alpha1",
         "kind": "Rollout",
@@ -166,7 +137,7 @@ def test_a_rollout_is_named_after_its_component_and_aims_at_the_target(
 def test_workloads_are_named_after_the_revision_except_the_in_place_cloneset(
     renderer: Renderer, ctype: str, api_version: str, kind: str, name: str, selector: dict[str, str]
 ) -> None:
-    app = make_app(web(ctype))
+    app = shop(web_component(ctype))
     workload = renderer.render_workload(app, app.components[0].spec(), "web-v3", 4)[0]
     assert (workload["apiVersion"], workload["kind"], workload["metadata"]["name"]) == (
         api_version,
@@ -189,8 +160,8 @@ def test_workloads_are_named_after_the_revision_except_the_in_place_cloneset(
 
 
 def test_properties_become_the_container(renderer: Renderer) -> None:
-    app = make_app(
-        web(
+    app = shop(
+        web_component(
             cmd=["node", "server.js"],
             args=["--port", "8080"],
             env=[{"name": "MODE", "value": "prod"}, {"name": "EMPTY"}],
@@ -234,13 +205,13 @@ def test_a_worker_gets_no_ports_and_no_service(renderer: Renderer) -> None:
         "type": "worker",
         "properties": {"image": "x", "ports": [{"port": 80, "expose": True}]},
     }
-    objects = renderer.render_workload(make_app(web("worker")), spec, "web-v1", 1)
+    objects = renderer.render_workload(shop(web_component("worker")), spec, "web-v1", 1)
     assert [o["kind"] for o in objects] == ["Deployment"]
     assert "ports" not in objects[0]["spec"]["template"]["spec"]["containers"][0]
 
 
 def test_no_replicas_leaves_the_field_to_kubernetes(renderer: Renderer) -> None:
-    app = make_app(web())
+    app = shop(web_component())
     workload = renderer.render_workload(app, app.components[0].spec(), "web-v1", None)[0]
     assert "replicas" not in workload["spec"]
 
@@ -257,28 +228,11 @@ def test_no_replicas_leaves_the_field_to_kubernetes(renderer: Renderer) -> None:
     ],
 )
 def test_a_hostile_string_stays_one_value(renderer: Renderer, hostile: str) -> None:
-    app = make_app(web(image=hostile))
+    app = shop(web_component(image=hostile))
     objects = renderer.render_application(app, ObservedState())
     assert [o["kind"] for o in objects] == ["ControllerRevision", "Rollout", "Deployment"]
     assert objects[2]["spec"]["template"]["spec"]["containers"][0]["image"] == hostile
     assert objects[0]["data"]["properties"]["image"] == hostile
-
-
-@pytest.mark.parametrize(
-    ("plan", "current", "size", "target", "expected"),
-    [
-        (RolloutPlan(5, (RolloutBatch(2), RolloutBatch(3))), None, None, "v1", 5),
-        (RolloutPlan(5, (RolloutBatch(2), RolloutBatch(3)), 0), "v1", 5, "v2", 2),
-        (RolloutPlan(5, (RolloutBatch(2), RolloutBatch(3)), 1), "v1", 5, "v2", 5),
-        (RolloutPlan(7, (RolloutBatch(1), RolloutBatch(1)), 0), "v1", 5, "v1", 6),
-        (RolloutPlan(3, (RolloutBatch(1), RolloutBatch(3)), 0), "v1", 7, "v1", 6),
-        (RolloutPlan(3, (RolloutBatch(1), RolloutBatch(3))), "v1", 7, "v1", 3),
-    ],
-)
-def test_planned_replicas_stop_at_the_batch_partition(
-    plan: RolloutPlan, current: str | None, size: int | None, target: str, expected: int
-) -> None:
-    assert planned_replicas(plan, current, size, target) == expected
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +266,7 @@ def test_dropped_in_templates_add_types_next_to_the_built_in_ones(tmp_path: Path
     renderer = Renderer(tmp_path)
     assert renderer.component_types == {"webservice", "worker", "cloneset", "task"}
     assert renderer.trait_types == {"rollout"}
-    app = make_app({"name": "job", "type": "task", "properties": {"image": "busybox"}})
+    app = shop({"name": "job", "type": "task", "properties": {"image": "busybox"}})
     objects = renderer.render_application(app, ObservedState())
     assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
         ("ControllerRevision", "job-v1"),
@@ -330,7 +284,7 @@ def test_templates_and_their_helpers_are_compiled_once(tmp_path: Path) -> None:
     renderer = Renderer(tmp_path)
     (tmp_path / "components" / "task.yaml.j2").write_text("{{ broken")
     (tmp_path / "_lib" / "kind.j2").write_text("{{ broken")
-    app = make_app({"name": "job", "type": "task", "properties": {"image": "busybox"}})
+    app = shop({"name": "job", "type": "task", "properties": {"image": "busybox"}})
     assert (
         renderer.render_workload(app, app.components[0].spec(), "job-v1", None)[0]["kind"] == "Job"
     )
@@ -377,7 +331,7 @@ def test_a_template_that_renders_badly_raises_a_template_error(
     shutil.copytree(default_templates_dir(), tmp_path, dirs_exist_ok=True)
     write(tmp_path, "components/task.yaml.j2", template)
     renderer = Renderer(tmp_path, builtin=False)
-    app = make_app({"name": "job", "type": "task", "properties": {"image": "busybox"}})
+    app = shop({"name": "job", "type": "task", "properties": {"image": "busybox"}})
     with pytest.raises(TemplateError, match=r"template components/task\.yaml\.j2") as caught:
         renderer.render_workload(app, app.components[0].spec(), "job-v1", None)
     assert message in str(caught.value)

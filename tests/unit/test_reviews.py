@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.webhook import admission_review, application
+from tests.fixtures.apps import application
+from tests.fixtures.webhook import admission_review
 from webhook.admission.reviews import (
     MAX_WARNING_CHARS,
     BadReview,

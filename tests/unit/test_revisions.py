@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from webhook.core.model import Component, RolloutBatch, RolloutPlan, Trait, parse_application
+from tests.fixtures.apps import application_of, parsed
+from webhook.core.model import Component, RolloutBatch, RolloutPlan, Trait
 from webhook.core.paths import FieldPath
 from webhook.core.revisions import (
     ResolvedRevision,
@@ -141,46 +142,19 @@ def test_an_external_revision_cannot_be_rewritten_or_taken_from_another_componen
 
 
 def test_two_components_cannot_claim_one_revision_name() -> None:
-    raw = {
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": "a"},
-        "spec": {
-            "components": [
-                {
-                    "name": "one",
-                    "type": "worker",
-                    "externalRevision": "shared",
-                    "properties": {"image": "x"},
-                },
-                {
-                    "name": "two",
-                    "type": "worker",
-                    "externalRevision": "shared",
-                    "properties": {"image": "x"},
-                },
-            ]
-        },
-    }
-    app, _ = parse_application(raw)
-    assert app is not None
+    app = parsed(application_of(
+        *({"name": name, "type": "worker", "externalRevision": "shared",
+           "properties": {"image": "x"}} for name in ("one", "two")),
+        name="a",
+    ))
     resolved, errors = resolve_revisions(app, ObservedState())
     assert set(resolved) == {"one", "two"}
     assert [str(e.path) for e in errors] == ["spec.components[1].externalRevision"]
 
 
 def test_resolution_counts_only_the_components_own_revisions() -> None:
-    app, _ = parse_application(
-        {
-            "apiVersion": "core.oam.dev/v1beta1",
-            "kind": "Application",
-            "metadata": {"name": "a"},
-            "spec": {
-                "components": [{"name": "web", "type": "webservice", "properties": {"image": "x"}}]
-            },
-        }
-    )
-    assert app is not None
+    app = parsed(application_of(
+        {"name": "web", "type": "webservice", "properties": {"image": "x"}}, name="a"))
     state = ObservedState(revisions=(record("api-v4", 4, owner="api"),))
     resolved, errors = resolve_revisions(app, state)
     assert errors == []

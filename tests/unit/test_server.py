@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fixtures.webhook import StubRenderer, admission_review, application
+from tests.fixtures.apps import application
+from tests.fixtures.webhook import StubRenderer, admission_review
 from webhook.admission.server import (
     MAX_BODY_BYTES,
     JsonFormatter,
@@ -20,7 +21,7 @@ from webhook.admission.server import (
     ReviewLineHandler,
     create_app,
 )
-from webhook.core.errors import ClusterReadError, OamRolloutError
+from webhook.core.errors import ApiError, OamRolloutError
 from webhook.core.state import ObservedState
 
 
@@ -146,7 +147,7 @@ def test_our_failures_deny_with_500_and_keep_the_traceback_in_the_log(
 
 def test_an_unreachable_cluster_is_a_500_denial_and_is_counted() -> None:
     def unreachable(namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
-        raise ClusterReadError("GET /apis/apps/v1/...: ConnectionRefusedError")
+        raise ApiError("GET", "/apis/apps/v1/...", 0, "ConnectionRefusedError")
 
     app, metrics = make_app(read_state=unreachable)
     review = post(app.test_client(), "/validate", admission_review(application())).get_json()
@@ -320,6 +321,50 @@ def test_a_body_shorter_than_its_content_length_is_refused_with_400() -> None:
     assert (status, json.loads(out)["code"]) == ("400 BAD REQUEST", 400)
     sample = metrics.registry.get_sample_value
     assert sample("oam_rollout_http_rejections_total", {"code": "400"}) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "to_flask"),
+    [
+        ("POST", "/validate", {"CONTENT_TYPE": "application/json"}, False),
+        ("POST", "/mutate", {"CONTENT_TYPE": "application/json; charset=utf-8"}, False),
+        ("POST", "/validate", {"CONTENT_TYPE": "text/plain"}, True),
+        ("POST", "/healthz", {"CONTENT_TYPE": "application/json"}, True),
+        ("GET", "/validate", {"CONTENT_TYPE": "application/json"}, True),
+        ("POST", "/validate", {"CONTENT_TYPE": "application/json", "CONTENT_LENGTH": ""}, True),
+        (
+            "POST",
+            "/validate",
+            {"CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(MAX_BODY_BYTES + 1)},
+            True,
+        ),
+    ],
+    ids=["validate", "mutate", "text", "other-route", "get", "chunked", "oversized"],
+)
+def test_only_plain_admission_posts_skip_flask(
+    method: str, path: str, headers: dict[str, str], to_flask: bool
+) -> None:
+    import io
+
+    from webhook.admission.server.fastpath import FastPath
+    from webhook.admission.server.handler import ReviewHandler
+
+    reached: list[str] = []
+
+    def flask_stand_in(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        reached.append(environ["PATH_INFO"])
+        start_response("204 NO CONTENT", [])
+        return [b""]
+
+    body = json.dumps(admission_review(application())).encode()
+    app = FastPath(flask_stand_in, ReviewHandler(empty_state, StubRenderer(), Metrics()))
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO(body)}
+    environ.update({"CONTENT_LENGTH": str(len(body)), **headers})
+    statuses: list[str] = []
+    out = b"".join(app(environ, lambda status, _headers, _exc=None: statuses.append(status)))
+    assert reached == ([path] if to_flask else [])
+    if not to_flask:
+        assert (statuses, json.loads(out)["response"]["allowed"]) == (["200 OK"], True)
 
 
 def test_the_direct_review_line_is_the_line_the_formatter_prints() -> None:

@@ -30,17 +30,13 @@ from webhook.localcluster.cloneset import (
     scaled_partition,
     template_shape,
 )
-from webhook.localcluster.cluster import (
-    ClusterStartError,
-    LocalCluster,
-    crd_paths,
-    kubeconfig_document,
-)
-from webhook.localcluster.kubelet import (
+from webhook.localcluster.cluster import LocalCluster
+from webhook.localcluster.controlplane import ClusterStartError, crd_paths, kubeconfig_document
+from webhook.localcluster.kubelet import SimulatedKubelet
+from webhook.localcluster.pods import (
     CRASH_AFTER,
     NEVER_READY,
     PodAction,
-    SimulatedKubelet,
     parse_duration,
     pod_action,
     status_patch,

@@ -9,6 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.apps import application_of as app
+from tests.fixtures.apps import component_fields as component
+from tests.fixtures.apps import rollout_trait as rollout
 from webhook.core.errors import ErrorType
 from webhook.core.model import RolloutBatch, RolloutPlan, parse_application
 from webhook.core.paths import FieldPath
@@ -17,7 +20,6 @@ from webhook.core.state import ComponentObservation, ObservedState, RevisionReco
 from webhook.core.validation import (
     check_partition,
     check_scale,
-    expected_batch_sum,
     validate_against_state,
     validate_static,
 )
@@ -34,33 +36,6 @@ UNSUPPORTED = ErrorType.UNSUPPORTED
 DUPLICATE = ErrorType.DUPLICATE
 FORBIDDEN = ErrorType.FORBIDDEN
 NOT_FOUND = ErrorType.NOT_FOUND
-
-
-def rollout(**properties: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"targetSize": 5, "rolloutBatches": [{"replicas": 2}, {"replicas": 3}]}
-    base.update(properties)
-    return {"type": "rollout", "properties": {k: v for k, v in base.items() if v is not None}}
-
-
-def component(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "name": "express-server",
-        "type": "webservice",
-        "externalRevision": "express-server-v1",
-        "properties": {"image": "stefanprodan/podinfo:4.0.3"},
-        "traits": [rollout()],
-    }
-    base.update(fields)
-    return {k: v for k, v in base.items() if v is not None}
-
-
-def app(*components: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": "rollout-trait-test"},
-        "spec": {"components": list(components) or [component()]},
-    }
 
 
 def errors_of(raw: object) -> list[tuple[str, ErrorType]]:
@@ -510,22 +485,6 @@ def test_each_state_rule_reports_its_field(
 
 PATH = FieldPath.root("properties")
 PLAN_5_7 = RolloutPlan(7, (RolloutBatch(1), RolloutBatch(1)), None, "v1")
-
-
-@pytest.mark.parametrize(
-    ("observation", "expected"),
-    [
-        (ComponentObservation(), 7),  # first deploy
-        (ComponentObservation(current_revision="v0", current_size=5), 7),  # upgrade
-        (ComponentObservation(current_revision="v1", current_size=5), 2),  # scale out
-        (ComponentObservation(current_revision="v1", current_size=9), 2),  # scale in
-        (ComponentObservation(current_revision="v1", current_size=7), 7),  # nothing to scale
-    ],
-)
-def test_the_expected_batch_sum_is_the_size_change_only_for_a_pure_scale(
-    observation: ComponentObservation, expected: int
-) -> None:
-    assert expected_batch_sum(PLAN_5_7, observation, "v1") == expected
 
 
 def test_check_scale_judges_a_plan_without_target_as_a_first_deploy() -> None:

@@ -1,13 +1,16 @@
-"""Admission decisions: an AdmissionReview request in, an AdmissionReview response out.
+"""Admission decisions: one Application judged, and AdmissionReviews answered with it.
 
-Holds ``validate`` and ``mutate`` (and ``review``, which parses and dispatches). Both are
-pure functions of the request, a state reader and a renderer: the reader is called at
-most once, only when a decision needs live state, and its ClusterReadError becomes a
-500-coded denial (never an allow). Validation = the core's static rules, the revision
-rules, the rules over live state, and rendering every template the change would apply.
-Mutation records the resolved revision of every component in one annotation and
-nothing else. It must not do I/O itself, must not touch Flask, and must not raise on
-bad user input (only BadReview, for a body that is not an AdmissionReview).
+Holds ``judge`` (the verdict on one Application object: field errors and warnings),
+which both the validating webhook and the ``validate`` CLI use, and the review
+functions around it: ``validate`` and ``mutate`` (and ``review``, which parses and
+dispatches). All are pure functions of their inputs, live state and a renderer: live
+state is looked up at most once, only when a decision needs it, and an ApiError
+while reading it becomes a 500-coded denial (never an allow). Judging = the core's
+static rules, the revision rules, the rules over live state, and rendering every
+template the change would apply. Mutation records the resolved revision of every
+component in one annotation and nothing else. It must not do I/O itself, must not
+touch Flask, and must not raise on bad user input (only BadReview, for a body that is
+not an AdmissionReview).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import jsonpatch
@@ -28,10 +32,15 @@ from webhook.admission.reviews import (
     patched,
 )
 from webhook.admission.reviews import invalid as invalid_review
-from webhook.core.errors import ClusterReadError, FieldError, TemplateError, invalid
+from webhook.core.errors import ApiError, FieldError, TemplateError, invalid
 from webhook.core.labels import ANNOTATION_REVISIONS, APP_KIND
-from webhook.core.model import Application, Component, RolloutPlan, parse_application
-from webhook.core.paths import FieldPath
+from webhook.core.model import (
+    COMPONENTS_PATH,
+    Application,
+    Component,
+    RolloutPlan,
+    parse_application,
+)
 from webhook.core.revisions import ResolvedRevision, resolve_revisions, target_revision_name
 from webhook.core.state import ObservedState
 from webhook.core.validation import validate_against_state, validate_static
@@ -40,7 +49,7 @@ Mode = Literal["validate", "mutate"]
 
 
 class StateReader(Protocol):
-    """(namespace, application name) -> what is live; raises ClusterReadError.
+    """(namespace, application name) -> what is live; raises ApiError.
 
     ``rollouts=False``: the caller needs only the revisions (mutation), so the reader may
     skip listing Rollouts and leave ``components`` empty.
@@ -61,21 +70,100 @@ class Renderer(Protocol):
     @property
     def trait_types(self) -> Collection[str]: ...
 
-    def render_revision(
-        self, app: Application, component: Component, resolved: ResolvedRevision
-    ) -> dict[str, Any]: ...
-
-    def render_rollout(
-        self, app: Application, component: Component, target_revision: str
-    ) -> dict[str, Any]: ...
-
-    def render_workload(
+    def check_component(
         self,
         app: Application,
-        spec: Mapping[str, Any],
-        revision_name: str,
+        component: Component,
+        resolved: ResolvedRevision,
+        target_revision: str,
         replicas: int | None,
-    ) -> list[dict[str, Any]]: ...
+        *,
+        with_rollout: bool,
+    ) -> None:
+        """Render the revision, the Rollout (``with_rollout``) and the workload; TemplateError.
+
+        The real Renderer vouches for inputs it rendered fine before without rendering
+        them again (admission throws the objects away): the same verdicts, remembered.
+        """
+        ...
+
+
+class StateLookup(Protocol):
+    """An Application -> what is live for it; raises ApiError.
+
+    ``rollouts=False``: only the revisions are needed, ``components`` may be left empty.
+    """
+
+    def __call__(self, app: Application, *, rollouts: bool) -> ObservedState: ...
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What ``judge`` concludes about one Application object.
+
+    ``errors`` empty means it may be admitted; ``warnings`` are shown either way.
+    ``app`` is the parsed Application when it passed every rule (None otherwise).
+    """
+
+    errors: list[FieldError]
+    warnings: list[str]
+    app: Application | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return not self.errors
+
+
+def judge(
+    app_object: object,
+    observed: ObservedState | StateLookup,
+    renderer: Renderer,
+    old_object: Mapping[str, Any] | None = None,
+) -> Verdict:
+    """The verdict on one Application object: every field error and every warning.
+
+    The one admission pipeline: the validating webhook answers with it, the
+    ``validate`` CLI prints it. In order, each stage only when the one before found
+    no error: the core's static rules (shape, names, types, trait properties), the
+    revision rules, the rules over live state (batch sums, scale, rollback), and
+    rendering every object the change would apply (a template failure is an Invalid
+    error at ``spec.components[i]``). Warnings: the static rules' always; the
+    "probably not what you meant" ones (``suspicious``) only when admitted.
+
+    ``observed`` is what is live (the CLI's ``--revisions``), or a lookup called at
+    most once, and only when a rule needs live state; an ApiError it raises
+    propagates (the webhook turns it into a 500 denial). ``old_object`` is the stored
+    object of an UPDATE: when the spec is unchanged (metadata edits, finalizers) the
+    state rules are skipped, since they judge transitions of the spec.
+    """
+    result = validate_static(app_object, renderer.component_types, renderer.trait_types)
+    warnings = list(result.warnings)
+    app = result.app
+    if not result.ok or app is None:
+        return Verdict(list(result.errors), warnings)
+    if _same_spec(app_object, old_object):
+        return Verdict([], warnings, app)
+    if isinstance(observed, ObservedState):
+        state = observed
+    else:
+        # Static rules passed, so every rollout trait parses: no need to parse plans here.
+        wants_rollouts = any(c.rollout_trait() is not None for c in app.components)
+        state = observed(app, rollouts=wants_rollouts)
+    resolved, errors = resolve_revisions(app, state)
+    if not errors:
+        errors = validate_against_state(app, state, resolved)
+    plans = {c.name: c.rollout() for c in app.components}
+    if not errors:
+        errors = render_errors(app, resolved, renderer, plans)
+    if errors:
+        return Verdict(errors, warnings)
+    return Verdict([], warnings + suspicious(app, resolved, plans), app)
+
+
+def _same_spec(app_object: object, old_object: Mapping[str, Any] | None) -> bool:
+    if old_object is None or not isinstance(app_object, Mapping):
+        return False
+    return app_object.get("spec") == old_object.get("spec")
 
 
 def review(body: object, mode: Mode, read_state: StateReader, renderer: Renderer) -> dict[str, Any]:
@@ -99,16 +187,14 @@ def _is_application_write(request: ReviewRequest) -> bool:
 
 def _spec_unchanged(request: ReviewRequest) -> bool:
     """An UPDATE that leaves spec as it was (metadata edits, finalizers, labels)."""
-    if request.operation != "UPDATE" or request.old_object is None or request.object is None:
-        return False
-    return request.object.get("spec") == request.old_object.get("spec")
+    return request.operation == "UPDATE" and _same_spec(request.object, request.old_object)
 
 
 def _namespace(request: ReviewRequest, app: Application | None) -> str:
     return request.namespace or (app.namespace if app else "") or "default"
 
 
-def _cluster_error(request: ReviewRequest, exc: ClusterReadError) -> dict[str, Any]:
+def _cluster_error(request: ReviewRequest, exc: ApiError) -> dict[str, Any]:
     return errored(
         request,
         f"cannot check the Application against the cluster, so it is not admitted: {exc}",
@@ -116,40 +202,21 @@ def _cluster_error(request: ReviewRequest, exc: ClusterReadError) -> dict[str, A
 
 
 def validate(request: ReviewRequest, read_state: StateReader, renderer: Renderer) -> dict[str, Any]:
-    """The validating webhook's answer."""
+    """The validating webhook's answer: ``judge`` wrapped into an AdmissionReview response."""
     if not _is_application_write(request):
         return allowed(request)
-    result = validate_static(request.object, renderer.component_types, renderer.trait_types)
-    warnings = list(result.warnings)
-    if not result.ok or result.app is None:
-        return invalid_review(request, result.errors, warnings=warnings)
-    app = result.app
-    if _spec_unchanged(request):
-        # State rules judge transitions of the spec; metadata-only updates (the controller's
-        # finalizers, a user's labels) must never be blocked by them.
-        return allowed(request, warnings)
+
+    def lookup(app: Application, *, rollouts: bool) -> ObservedState:
+        return read_state(_namespace(request, app), app.name, rollouts=rollouts)
+
+    old = request.old_object if request.operation == "UPDATE" else None
     try:
-        # Static rules passed, so every rollout trait parses: no need to parse plans here.
-        observed = read_state(
-            _namespace(request, app),
-            app.name,
-            rollouts=any(c.rollout_trait() is not None for c in app.components),
-        )
-    except ClusterReadError as exc:
+        verdict = judge(request.object, lookup, renderer, old)
+    except ApiError as exc:
         return _cluster_error(request, exc)
-    resolved, errors = resolve_revisions(app, observed)
-    if not errors:
-        errors = validate_against_state(app, observed, resolved)
-    plans = {c.name: c.rollout() for c in app.components}
-    if not errors:
-        errors = render_errors(app, resolved, renderer, plans)
-    if errors:
-        return invalid_review(request, errors, warnings=warnings)
-    return allowed(request, warnings + suspicious(app, resolved, plans))
-
-
-def component_path(index: int) -> FieldPath:
-    return FieldPath.root("spec", "components").index(index)
+    if verdict.errors:
+        return invalid_review(request, verdict.errors, warnings=verdict.warnings)
+    return allowed(request, verdict.warnings)
 
 
 def render_errors(
@@ -160,6 +227,9 @@ def render_errors(
 ) -> list[FieldError]:
     """Render every object the change would apply; each template failure is a field error.
 
+    Per component: its revision, its Rollout (with a plan) and its workload at the plan's
+    target size. The error is at ``spec.components[i]``: the template belongs to the
+    component's type, but what broke it may be any of its properties or traits.
     ``plans`` (component name -> parsed rollout plan) saves parsing them again.
     """
     errors: list[FieldError] = []
@@ -168,35 +238,16 @@ def render_errors(
         if revision is None:
             continue
         plan = plans[component.name] if plans is not None else component.rollout()
+        target = target_revision_name(component, revision)
+        replicas = plan.target_size if plan else None
         try:
-            _render_component(renderer, app, component, revision, plan)
-        except TemplateError as exc:
-            errors.append(
-                invalid(component_path(index), component.type, f"cannot be rendered: {exc}")
+            renderer.check_component(
+                app, component, revision, target, replicas, with_rollout=plan is not None
             )
+        except TemplateError as exc:
+            path = COMPONENTS_PATH.index(index)
+            errors.append(invalid(path, component.type, f"cannot be rendered: {exc}"))
     return errors
-
-
-def _render_component(
-    renderer: Renderer,
-    app: Application,
-    component: Component,
-    revision: ResolvedRevision,
-    plan: RolloutPlan | None,
-) -> None:
-    """Render the component's revision, Rollout (with a plan) and workload; TemplateError if not."""
-    target = target_revision_name(component, revision)
-    replicas = plan.target_size if plan else None
-    check = getattr(renderer, "check_component", None)
-    if check is not None:
-        # The real Renderer can vouch for inputs it rendered before without decoding the
-        # objects again (admission throws them away): the same renders, remembered.
-        check(app, component, revision, target, replicas, with_rollout=plan is not None)
-        return
-    renderer.render_revision(app, component, revision)
-    if plan is not None:
-        renderer.render_rollout(app, component, target)
-    renderer.render_workload(app, component.spec(), revision.name, replicas)
 
 
 def suspicious(
@@ -299,7 +350,7 @@ def mutate(request: ReviewRequest, read_state: StateReader, renderer: Renderer) 
     try:
         # Naming revisions needs the revisions only, not the Rollouts.
         observed = read_state(_namespace(request, app), app.name, rollouts=False)
-    except ClusterReadError as exc:
+    except ApiError as exc:
         return _cluster_error(request, exc)
     resolved, errors = resolve_revisions(app, observed)
     if errors:
@@ -311,8 +362,11 @@ __all__ = [
     "BadReview",
     "Mode",
     "Renderer",
+    "StateLookup",
     "StateReader",
+    "Verdict",
     "annotation_patch",
+    "judge",
     "mutate",
     "render_errors",
     "review",

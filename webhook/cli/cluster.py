@@ -63,7 +63,7 @@ def export_line(kubeconfig: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from webhook.localcluster import background
-    from webhook.localcluster.cluster import describe_startup
+    from webhook.localcluster.controlplane import describe_startup
 
     if args.ready_delay < 0:
         print("oam-rollout cluster: --ready-delay must be >= 0", file=sys.stderr)

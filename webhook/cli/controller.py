@@ -66,7 +66,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from webhook.controller.health import HealthServer
-    from webhook.controller.loop import ControllerLoop, LeaderElector, default_identity
+    from webhook.controller.lease import LeaderElector, default_identity
+    from webhook.controller.loop import ControllerLoop
     from webhook.controller.metrics import ControllerMetrics
     from webhook.controller.reconcile import Reconciler
     from webhook.kube.client import connect, writer_manager
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     if not args.verbose:
-        logging.getLogger("oam-rollout.controller").setLevel(logging.INFO)
+        logging.getLogger("oam_rollout.controller").setLevel(logging.INFO)
     api = connect(args.kubeconfig)
     identity = args.identity or default_identity()
     api.manager = writer_manager(identity)  # plain writes name this replica in managedFields

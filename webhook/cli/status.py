@@ -1,8 +1,9 @@
 """The ``oam-rollout status`` subcommand: an Application's rollouts, once or live.
 
 Holds argument parsing, the reads (the Application and its Rollouts) and the --watch
-loop (redraws on every watch event of either, no polling). Formatting lives in
-webhook.controller.report. It must not write to the cluster.
+loop (redraws on every event of either, followed by webhook.kube.watching.ListWatch; no
+polling). Formatting lives in webhook.controller.report. It must not write to the
+cluster.
 """
 
 from __future__ import annotations
@@ -62,23 +63,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def watch(api: Any, namespace: str, name: str, first: str) -> int:
-    from webhook.kube.client import APPLICATIONS, ROLLOUTS, ApiError
+    from webhook.kube.client import APPLICATIONS, ROLLOUTS
+    from webhook.kube.watching import EachObject, ListWatch, WatchPolicy
 
     changes: queue.Queue[str] = queue.Queue()
     stop = threading.Event()
 
-    def follow(path: str) -> None:
-        while not stop.is_set():
-            try:
-                listing = api.request("GET", path)
-                version = str((listing.get("metadata") or {}).get("resourceVersion", ""))
-                for _ in api.watch(path, version, 60):
-                    changes.put(path)
-            except ApiError:
-                stop.wait(1.0)
+    def changed(kind: str, obj: dict[str, Any]) -> None:
+        # Any change of either kind redraws; a listing too (a break may have hidden one).
+        changes.put(kind)
 
+    policy = WatchPolicy(watch_seconds=60, relist_after_watch=True, backoff_first=1.0,
+                         backoff_max=1.0)
     for path in (APPLICATIONS.path(namespace), ROLLOUTS.path(namespace)):
-        threading.Thread(target=follow, args=(path,), daemon=True).start()
+        ListWatch(f"status {path}", api, path, EachObject(changed), policy=policy,
+                  stop=stop).start()
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
     shown = None
     text: str | None = first

@@ -1,9 +1,10 @@
 """The ``oam-rollout validate`` subcommand, and the input handling `render` shares.
 
-Holds argument parsing, reading files or stdin, and printing: one error per line
-on stderr with its field path, "valid" on stdout. The rules are in
-webhook.core.validation. It must not hold validation rules, and must never let a user
-see a traceback (unreadable or non-YAML input exits 2 with one line).
+Holds argument parsing, reading files or stdin, and printing: warnings and one error
+per line on stderr with its field path, "valid" on stdout. Each Application is judged
+by webhook.admission.judge.judge, the validating webhook's own pipeline, so both give
+the same errors and warnings. It must not hold validation rules, and must never let a
+user see a traceback (unreadable or non-YAML input exits 2 with one line).
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webhook.core.errors import FieldError, InputError, invalid
+from webhook.core.documents import load_documents
+from webhook.core.errors import FieldError, InputError
 from webhook.core.labels import APP_KIND
-from webhook.core.model import (
-    COMPONENTS_PATH,
-    Application,
-    load_documents,
-    observed_state_from_documents,
-)
+from webhook.core.model import Application
+from webhook.core.objects import observed_state_from_documents
 from webhook.core.state import EMPTY, ObservedState
 
 if TYPE_CHECKING:
@@ -122,10 +120,13 @@ class Outcome:
 def check_documents(
     docs: list[object], observed: ObservedState, renderer: Renderer
 ) -> tuple[list[Outcome], list[str]]:
-    """Validate every Application among ``docs``; also return notes on skipped documents."""
+    """Judge every Application among ``docs``; also return notes on skipped documents.
+
+    Each one is judged as the validating webhook judges it (webhook.admission.judge),
+    against ``observed`` as what is live.
+    """
     # Imported here so `oam-rollout --help` stays fast.
-    from webhook.core.revisions import resolve_revisions
-    from webhook.core.validation import validate_against_state, validate_static
+    from webhook.admission.judge import judge
 
     outcomes: list[Outcome] = []
     notes: list[str] = []
@@ -142,40 +143,19 @@ def check_documents(
         metadata = doc.get("metadata")
         name = metadata.get("name") if isinstance(metadata, Mapping) else None
         label = name if isinstance(name, str) and name else f"document {n}"
-        result = validate_static(doc, renderer.component_types, renderer.trait_types)
-        errors: list[FieldError] = list(result.errors)
-        app = result.app
-        if app is not None:
-            resolved, rev_errors = resolve_revisions(app, observed)
-            errors += rev_errors
-            if not rev_errors:
-                errors += validate_against_state(app, observed, resolved)
-            if not errors:
-                errors += render_errors(app, observed, renderer)
+        verdict = judge(doc, observed, renderer)
         outcomes.append(
-            Outcome(label, app if not errors else None, tuple(errors), tuple(result.warnings))
+            Outcome(label, verdict.app, tuple(verdict.errors), tuple(verdict.warnings))
         )
     return outcomes, notes
 
 
-def render_errors(
-    app: Application, observed: ObservedState, renderer: Renderer
-) -> list[FieldError]:
-    """Render each component on its own, so a template failure names its component."""
-    from webhook.core.errors import OamRolloutError
-
-    errors: list[FieldError] = []
-    for i, component in enumerate(app.components):
-        try:
-            renderer.render_application(replace(app, components=(component,)), observed)
-        except OamRolloutError as exc:
-            path = COMPONENTS_PATH.index(i).child("type")
-            errors.append(invalid(path, component.type, f"cannot be rendered: {exc}"))
-    return errors
-
-
 def report(outcomes: list[Outcome], notes: list[str], source: str) -> bool:
-    """Print errors and warnings on stderr; True when every Application is valid."""
+    """Print warnings and errors on stderr; True when every Application is valid.
+
+    Warnings read as kubectl prints the webhook's (``Warning: ...``) and never change
+    the verdict.
+    """
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if not outcomes:
@@ -186,7 +166,7 @@ def report(outcomes: list[Outcome], notes: list[str], source: str) -> bool:
     for outcome in outcomes:
         head = f"{outcome.label}: " if prefix else ""
         for warning in outcome.warnings:
-            print(f"warning: {head}{warning}", file=sys.stderr)
+            print(f"Warning: {head}{warning}", file=sys.stderr)
         for error in outcome.errors:
             print(f"{head}{error}", file=sys.stderr)
     return all(not o.errors for o in outcomes)

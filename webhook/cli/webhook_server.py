@@ -95,7 +95,7 @@ def check_setup(args: argparse.Namespace) -> None:
         raise InputError(f"--tls-cert/--tls-key: the pair does not load: {exc}") from exc
     if args.templates_dir is not None and not args.templates_dir.is_dir():
         raise InputError(f"--templates-dir {args.templates_dir}: no such directory")
-    load_credentials(args.kubeconfig)  # raises ClusterReadError with the reason
+    load_credentials(args.kubeconfig)  # raises ApiConfigError with the reason
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-log = logging.getLogger("oam-rollout.controller")
+log = logging.getLogger("oam_rollout.controller")
 
 # A reconcile is a handful of API calls with short timeouts: one held this long is stuck.
 WEDGE_SECONDS = 120.0

@@ -2,9 +2,9 @@
 
 Holds Reconciler with ``application(ns, name)`` (ControllerRevisions, Rollouts or plain
 workloads, Application status) and ``rollout(ns, name)`` (reads the Rollout and its
-workloads, asks batches.decide, carries the actions out). It must not keep state between
+workloads, asks machine.decide, carries the actions out). It must not keep state between
 calls (every call reads what it needs; a 409 surfaces as ApiError for the loop to retry)
-and must not hold decisions: those live in batches, views, revisions and rendering.
+and must not hold decisions: those live in machine, views, core and render.
 """
 
 from __future__ import annotations
@@ -46,15 +46,15 @@ from webhook.controller.views import (
     status_from,
     workload_from,
 )
-from webhook.core.errors import OamRolloutError
+from webhook.core.errors import ApiError, OamRolloutError
 from webhook.core.labels import (
     ANNOTATION_REVISIONS,
-    APP_KIND,
     LABEL_APP_NAME,
     LABEL_COMPONENT,
     LABEL_CONTROLLER_COMPONENT,
 )
 from webhook.core.model import Application, Component, parse_application
+from webhook.core.objects import observed_state_from, owner_application, revision_record
 from webhook.core.revisions import ResolvedRevision, resolve_revisions, target_revision_name
 from webhook.core.state import ObservedState
 from webhook.kube.client import (
@@ -64,13 +64,11 @@ from webhook.kube.client import (
     EVENTS,
     REVISIONS,
     ROLLOUTS,
-    ApiError,
     KubeApi,
 )
-from webhook.kube.reader import observed_state_from
 from webhook.render.renderer import Renderer
 
-log = logging.getLogger("oam-rollout.controller")
+log = logging.getLogger("oam_rollout.controller")
 
 # On workloads the Rollout drives: their changes concern the Rollout, not the Application
 # (whose health then follows the Rollout's status), which keeps app reconciles rare.
@@ -273,7 +271,7 @@ class Reconciler:
             if self.metrics is not None:
                 self.metrics.rollout_gone((namespace, name))
             return None
-        app_name = _owner_app(raw)
+        app_name = owner_application(raw)
         if not app_name:
             return None  # an orphan: nothing to render workloads from
         spec = raw.get("spec") or {}
@@ -294,9 +292,11 @@ class Reconciler:
         workloads = deploys_read.result()
         if kind is WorkloadKind.CLONESET:
             workloads = self._workloads(namespace, app.name, plan.component, kind)
+        known = known_read.result()
         observed = Observed(plan, progress_from(raw.get("status") or {}),
-                            tuple(workload_from(w) for w in workloads), known_read.result(),
-                            self.now(), self.progress_deadline)
+                            tuple(workload_from(w) for w in workloads), known,
+                            self.now(), self.progress_deadline,
+                            () if known else self._revision_names(namespace, plan.component))
         decision = decide(observed)
         for action in decision.actions:
             self._act(raw, app, plan.component, kind, action)
@@ -323,6 +323,13 @@ class Reconciler:
                 self.known_revisions.clear()
             self.known_revisions.add((namespace, name))
         return found
+
+    def _revision_names(self, namespace: str, component: str) -> tuple[str, ...]:
+        """The names of a component's revisions, for a target that does not exist: its
+        verification failure lists them, as admission does."""
+        selector = f"{LABEL_CONTROLLER_COMPONENT}={component}"
+        listed = self.api.list(REVISIONS.path(namespace), selector)
+        return tuple(r.name for r in map(revision_record, listed) if r is not None)
 
     def _workloads(self, namespace: str, app: str, component: str,
                    kind: WorkloadKind) -> list[dict[str, Any]]:
@@ -389,15 +396,6 @@ class Reconciler:
         if record is None:
             raise OamRolloutError(f"ControllerRevision {revision} is gone")
         return self.renderer.render_workload(app, record.get("data") or {}, revision, replicas)
-
-
-def _owner_app(obj: Mapping[str, Any]) -> str | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if isinstance(ref, Mapping) and ref.get("kind") == APP_KIND and ref.get("controller"):
-            return str(ref.get("name"))
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    name = labels.get(LABEL_APP_NAME)
-    return str(name) if name else None
 
 
 def _owned(live: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:

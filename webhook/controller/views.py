@@ -20,7 +20,7 @@ from webhook.controller.machine import (
     Workload,
     WorkloadKind,
 )
-from webhook.core.labels import BATCH_READY, LABEL_REVISION, ROLLOUT_FAILED, ROLLOUT_SUCCEED
+from webhook.core.labels import BATCH_READY, LABEL_REVISION, ROLLOUT_FAILED
 
 PHASE_RUNNING = "running"
 PHASE_FAILED = "failed"
@@ -239,7 +239,3 @@ def application_status(old: Mapping[str, Any], generation: int,
                                     "message": message, "lastTransitionTime": stamp})],
     })
     return status
-
-
-def is_settled(rollout: Mapping[str, Any]) -> bool:
-    return _str(_map(rollout.get("status")).get("rollingState")) == ROLLOUT_SUCCEED

@@ -117,8 +117,35 @@ class TemplateError(OamRolloutError):
     """A template could not be found, compiled or rendered; message names the template."""
 
 
-class ClusterReadError(OamRolloutError):
-    """The Kubernetes API could not be read; admission must deny with a 500 code."""
+class ApiError(OamRolloutError):
+    """The Kubernetes API failed us: ``status`` is the HTTP code, 0 when no usable answer came
+    (unreachable, a broken stream, an answer that is not JSON).
+
+    Admission denies with a 500 code on it (never allows); the controller retries the key.
+    The message reads ``METHOD PATH: STATUS REASON`` (no status when it is 0).
+    """
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        head = f"{method} {path}: " if method or path else ""
+        super().__init__(f"{head}{status} {message}" if status else f"{head}{message}")
+        self.method = method
+        self.path = path
+        self.status = status
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
+class ApiConfigError(ApiError):
+    """No API client could be set up (kubeconfig or service account unusable); status 0."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", "", 0, message)
 
 
 class InputError(OamRolloutError):

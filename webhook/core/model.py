@@ -2,35 +2,25 @@
 
 Holds frozen dataclasses (Application, Component, Trait, RolloutPlan, RolloutBatch)
 and the parsers that build them from raw YAML/JSON values, collecting FieldErrors
-with exact paths. Also turns ControllerRevision / Rollout documents (as `kubectl get
--o yaml` prints them) into the plain values of webhook.core.state. It must not raise on
+with exact paths. YAML text is loaded by webhook.core.documents, live objects
+(ControllerRevisions, Rollouts) are read by webhook.core.objects. It must not raise on
 bad user input, must not decide policy that needs live state (see validation), and
-must not do I/O beyond parsing text it is handed.
+must not do I/O.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeGuard
-
-import yaml
+from typing import Any
 
 from webhook.core import errors as fe
-from webhook.core.errors import FieldError, InputError
-from webhook.core.labels import (
-    APP_API_VERSION,
-    APP_KIND,
-    LABEL_CONTROLLER_COMPONENT,
-    LABEL_REVISION_HASH,
-    ROLLOUT_KIND,
-    ROLLOUT_SUCCEED,
-    ROLLOUT_TRAIT,
-)
+from webhook.core import rules
+from webhook.core.errors import FieldError
+from webhook.core.labels import APP_API_VERSION, APP_KIND, ROLLOUT_TRAIT
 from webhook.core.paths import FieldPath
-from webhook.core.state import ComponentObservation, ObservedState, RevisionRecord
+from webhook.core.shapes import is_int, plain, unknown_field, wrong_type
 
 # The rollout trait's properties, as the spec's parameter table lists them.
 ROLLOUT_PROPERTIES = ("targetRevision", "targetSize", "rolloutBatches", "batchPartition")
@@ -58,8 +48,12 @@ class RolloutPlan:
     batch_partition: int | None = None
     target_revision: str | None = None
 
+    def replicas(self) -> tuple[int, ...]:
+        """Each batch's replicas, in order."""
+        return tuple(b.replicas for b in self.rollout_batches)
+
     def batch_sum(self) -> int:
-        return sum(b.replicas for b in self.rollout_batches)
+        return sum(self.replicas())
 
 
 @dataclass(frozen=True)
@@ -124,67 +118,6 @@ class Application:
 # small helpers
 
 
-def plain(value: Any) -> Any:
-    """A deep copy in plain dicts (string keys) and lists, so values never alias caller data.
-
-    Plain containers, not read-only proxies, on purpose: callers json.dumps and
-    deepcopy them; the Mapping type hints already say "do not mutate".
-    """
-    # Exact JSON types first (one type() lookup each, no isinstance walk): parsed specs
-    # are strings and numbers in plain dicts and lists. Subclasses take the slow path.
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or kind is float or value is None:
-        return value
-    if kind is dict:
-        return {k if type(k) is str else str(k): plain(v) for k, v in value.items()}
-    if kind is list:
-        return [plain(v) for v in value]
-    if isinstance(value, str | int | float):
-        return value
-    if isinstance(value, dict | Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
-def is_int(value: object) -> TypeGuard[int]:
-    """An integer that is really one: a bool is not, "2" is not."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def type_name(value: object) -> str:
-    """The JSON type name of a value, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
-
-
-def wrong_type(path: FieldPath, value: object, expected: str) -> FieldError:
-    return fe.invalid(path, value, f"must be {expected}, not {type_name(value)}")
-
-
-def unknown_field(path: FieldPath, key: object, allowed: Sequence[str]) -> FieldError:
-    """An unsupported key, with a hint when it looks like a typo of an allowed one."""
-    error = fe.unsupported(path, str(key), tuple(allowed))
-    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.75)
-    if not close:
-        return error
-    return fe.FieldError(error.type, path, f'did you mean "{close[0]}"? {error.detail}', str(key))
-
-
 def _string_map(raw: object, path: FieldPath, errs: list[FieldError]) -> Mapping[str, str]:
     if raw is None:
         return {}
@@ -247,9 +180,10 @@ def parse_rollout_plan(
 ) -> tuple[RolloutPlan | None, list[FieldError]]:
     """Parse and range-check the rollout trait's properties found at ``path``.
 
-    Checks everything that needs no live state: required fields, exact types,
-    unknown keys, targetSize >= 0, every batch >= 1, batchPartition in range.
-    The batch-sum rule needs live state and lives in webhook.core.validation.
+    Checks everything that needs no live state: required fields, exact types and
+    unknown keys here, then the ranges of webhook.core.rules (targetSize >= 0, every
+    batch >= 1, batchPartition in range). The batch-sum rule needs live state: it is
+    applied by webhook.core.validation.
     """
     errs: list[FieldError] = []
     if not isinstance(properties, Mapping):
@@ -271,12 +205,10 @@ def parse_rollout_plan(
         errs.append(fe.required(path.child("targetSize")))
     elif not is_int(target_size):
         errs.append(wrong_type(path.child("targetSize"), target_size, "an integer"))
-    elif target_size < 0:
-        errs.append(
-            fe.invalid(path.child("targetSize"), target_size, "must be greater than or equal to 0")
-        )
     else:
-        size_ok = True
+        size_errs = rules.target_size_errors(target_size, path)
+        errs.extend(size_errs)
+        size_ok = not size_errs
 
     batches: list[RolloutBatch] = []
     batches_ok = False
@@ -287,11 +219,11 @@ def parse_rollout_plan(
     elif not isinstance(raw_batches, list | tuple):
         errs.append(wrong_type(bpath, raw_batches, "an array"))
     elif not raw_batches:
-        errs.append(fe.required(bpath, "must have at least one batch"))
+        errs.extend(rules.batch_count_errors(0, path))
     else:
         before = len(errs)
         for i, raw_batch in enumerate(raw_batches):
-            batch = _parse_batch(raw_batch, bpath.index(i), errs)
+            batch = _parse_batch(raw_batch, path, i, errs)
             if batch is not None:
                 batches.append(batch)
         batches_ok = len(errs) == before
@@ -301,17 +233,9 @@ def parse_rollout_plan(
     if partition is not None:
         if not is_int(partition):
             errs.append(wrong_type(ppath, partition, "an integer"))
-        elif partition < 0:
-            errs.append(fe.invalid(ppath, partition, "must be greater than or equal to 0"))
-        elif batches_ok and partition > len(batches) - 1:
-            errs.append(
-                fe.invalid(
-                    ppath,
-                    partition,
-                    f"must be less than or equal to {len(batches) - 1}"
-                    f" (the index of the last of {len(batches)} rolloutBatches)",
-                )
-            )
+        else:
+            count = len(batches) if batches_ok else None
+            errs.extend(rules.partition_errors(partition, count, path))
 
     if errs or not size_ok or not batches_ok:
         return None, errs
@@ -327,7 +251,10 @@ def parse_rollout_plan(
     )
 
 
-def _parse_batch(raw: object, path: FieldPath, errs: list[FieldError]) -> RolloutBatch | None:
+def _parse_batch(
+    raw: object, plan: FieldPath, index: int, errs: list[FieldError]
+) -> RolloutBatch | None:
+    path = plan.child("rolloutBatches").index(index)
     if not isinstance(raw, Mapping):
         errs.append(wrong_type(path, raw, "an object"))
         return None
@@ -342,10 +269,9 @@ def _parse_batch(raw: object, path: FieldPath, errs: list[FieldError]) -> Rollou
     if not is_int(replicas):
         errs.append(wrong_type(rpath, replicas, "an integer"))
         return None
-    if replicas < 1:
-        errs.append(fe.invalid(rpath, replicas, "must be greater than 0"))
-        return None
-    return RolloutBatch(replicas=replicas)
+    range_errs = rules.batch_replicas_errors(replicas, index, plan)
+    errs.extend(range_errs)
+    return None if range_errs else RolloutBatch(replicas=replicas)
 
 
 # ---------------------------------------------------------------------------
@@ -460,153 +386,3 @@ def _parse_trait(raw: object, path: FieldPath, errs: list[FieldError]) -> Trait:
         return Trait("", {})
     ttype = _required_string(raw, "type", path, errs)
     return Trait(ttype, _properties(raw, path, errs))
-
-
-# ---------------------------------------------------------------------------
-# documents: YAML text in, plain objects out
-
-
-def load_documents(text: str) -> list[object]:
-    """Every document of a YAML (or JSON) stream, empty documents dropped.
-
-    A ``kind: List`` document is expanded into its items. Raises InputError with
-    a one-line message when the text is not YAML.
-    """
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise InputError(f"not valid YAML{where}: {problem}") from None
-    except (ValueError, TypeError, RecursionError) as exc:
-        # safe_load can still fail on odd scalars (e.g. bad timestamps); keep it one line.
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"not valid YAML: {detail}") from None
-    out: list[object] = []
-    for doc in docs:
-        if doc is None:
-            continue
-        _check_size(doc)
-        if (
-            isinstance(doc, Mapping)
-            and doc.get("kind") == "List"
-            and isinstance(doc.get("items"), list)
-        ):
-            out.extend(item for item in doc["items"] if item is not None)
-        else:
-            out.append(doc)
-    return out
-
-
-# Aliases let a few lines of YAML stand for a huge (or endless) tree; cap the walk.
-MAX_NODES = 200_000
-
-
-def _check_size(doc: object) -> None:
-    """InputError for a document that refers to itself or expands past MAX_NODES values."""
-    seen = 0
-    stack: list[tuple[object, frozenset[int]]] = [(doc, frozenset())]
-    while stack:
-        value, ancestors = stack.pop()
-        seen += 1
-        if seen > MAX_NODES:
-            raise InputError(f"document expands to more than {MAX_NODES} values (YAML aliases?)")
-        if isinstance(value, Mapping):
-            children: list[object] = list(value.values())
-        elif isinstance(value, list):
-            children = list(value)
-        else:
-            continue
-        if id(value) in ancestors:
-            raise InputError("document refers to itself through a YAML alias")
-        inner = ancestors | {id(value)}
-        stack.extend((child, inner) for child in children)
-
-
-def is_application(doc: object) -> bool:
-    return isinstance(doc, Mapping) and doc.get("kind") == APP_KIND
-
-
-def revision_record(obj: Mapping[str, Any]) -> RevisionRecord | None:
-    """A RevisionRecord from a ControllerRevision object, None if it is not one of ours."""
-    metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
-        return None
-    labels = metadata.get("labels") or {}
-    name = metadata.get("name")
-    if not isinstance(labels, Mapping) or not isinstance(name, str):
-        return None
-    component = labels.get(LABEL_CONTROLLER_COMPONENT)
-    number = obj.get("revision")
-    if not isinstance(component, str) or not is_int(number):
-        return None
-    data = obj.get("data")
-    owner = next(
-        (
-            str(ref.get("name", ""))
-            for ref in metadata.get("ownerReferences") or ()
-            if isinstance(ref, Mapping) and ref.get("controller")
-        ),
-        "",
-    )
-    return RevisionRecord(
-        name=name,
-        component=component,
-        number=int(number),
-        spec_hash=str(labels.get(LABEL_REVISION_HASH, "")),
-        data=plain(data) if isinstance(data, Mapping) else {},
-        owner=owner,
-    )
-
-
-def rollout_observation(obj: Mapping[str, Any]) -> tuple[str, ComponentObservation] | None:
-    """(component name, observation) from a Rollout object, None if it has no name."""
-    metadata = obj.get("metadata")
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    if not isinstance(name, str):
-        return None
-    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
-    status = obj.get("status") if isinstance(obj.get("status"), Mapping) else {}
-    assert isinstance(spec, Mapping) and isinstance(status, Mapping)
-
-    def text(m: Mapping[str, Any], key: str) -> str | None:
-        v = m.get(key)
-        return v if isinstance(v, str) and v else None
-
-    def number(m: Mapping[str, Any], key: str) -> int | None:
-        v = m.get(key)
-        return int(v) if is_int(v) else None
-
-    rolling = text(status, "rollingState")
-    settled = rolling == ROLLOUT_SUCCEED
-    return name, ComponentObservation(
-        current_revision=text(status, "lastTargetRevision"),
-        current_size=number(status, "rolloutTargetSize") if settled else None,
-        current_batch=number(status, "currentBatch"),
-        rolling_state=rolling,
-        batch_rolling_state=text(status, "batchRollingState"),
-        rollout_target=text(spec, "targetRevisionName"),
-    )
-
-
-def observed_state_from_documents(docs: list[object], namespace: str = "default") -> ObservedState:
-    """ObservedState from ControllerRevision and Rollout objects; other kinds are ignored.
-
-    This is how `oam-rollout render/validate --revisions FILE` learn what is live
-    without a cluster (FILE as printed by `kubectl get controllerrevision,rollout -o yaml`).
-    """
-    revisions: list[RevisionRecord] = []
-    components: dict[str, ComponentObservation] = {}
-    for doc in docs:
-        if not isinstance(doc, Mapping):
-            continue
-        if doc.get("kind") == "ControllerRevision":
-            record = revision_record(doc)
-            if record is not None:
-                revisions.append(record)
-        elif doc.get("kind") == ROLLOUT_KIND:
-            found = rollout_observation(doc)
-            if found is not None:
-                components[found[0]] = found[1]
-    return ObservedState(namespace=namespace, revisions=tuple(revisions), components=components)

@@ -16,8 +16,9 @@ from typing import Any
 
 from webhook.core import errors as fe
 from webhook.core.errors import FieldError
-from webhook.core.model import COMPONENTS_PATH, Application, Component, plain
+from webhook.core.model import COMPONENTS_PATH, Application, Component
 from webhook.core.paths import FieldPath
+from webhook.core.shapes import plain
 from webhook.core.state import ObservedState, RevisionRecord
 
 # Built once: json.dumps with options builds a new encoder on every call.

@@ -1,18 +1,19 @@
 """Validation rules for Applications: static ones, and ones over observed live state.
 
 Holds pure functions that return every FieldError they find (apimachinery style,
-exact paths) plus warnings; the webhook, the controller and the CLI share them.
-It must not do I/O, must not raise on bad input and must not render objects.
+exact paths) plus warnings; the webhook and the `validate` CLI share them. The rollout
+trait's ranges and sums are webhook.core.rules (the controller applies them too), the
+built-in component types' properties webhook.core.properties. It must not do I/O, must
+not raise on bad input and must not render objects.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 from webhook.core import errors as fe
+from webhook.core import rules
 from webhook.core.errors import FieldError
 from webhook.core.labels import ROLLING_IN_BATCHES, ROLLOUT_TRAIT, ROLLOUT_WORKLOAD_TYPES
 from webhook.core.model import (
@@ -20,17 +21,15 @@ from webhook.core.model import (
     Application,
     Component,
     RolloutPlan,
-    is_int,
     parse_application_lenient,
     parse_rollout_plan,
-    unknown_field,
-    wrong_type,
 )
 from webhook.core.paths import FieldPath
+from webhook.core.properties import BUILTIN_COMPONENT_PROPERTIES, DNS1123_LABEL, check_fields
 from webhook.core.revisions import ResolvedRevision
+from webhook.core.shapes import unknown_field
 from webhook.core.state import ComponentObservation, ObservedState
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_LABEL_MAX = 63
 # Room for "-v<N>" up to N = 9999, so generated revision names stay valid label values.
 REVISION_SUFFIX_ROOM = len("-v9999")
@@ -47,155 +46,6 @@ class ValidationResult:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-# ---------------------------------------------------------------------------
-# properties of the built-in component types
-
-Checker = Callable[[Any, FieldPath], list[FieldError]]
-
-
-def _image(value: Any, path: FieldPath) -> list[FieldError]:
-    if not isinstance(value, str) or not value:
-        return [wrong_type(path, value, "a non-empty string")]
-    if value != value.strip():
-        return [fe.invalid(path, value, "must not have leading or trailing whitespace")]
-    return []
-
-
-def _string_list(value: Any, path: FieldPath) -> list[FieldError]:
-    if not isinstance(value, list | tuple):
-        return [wrong_type(path, value, "an array of strings")]
-    return [
-        wrong_type(path.index(i), v, "a string")
-        for i, v in enumerate(value)
-        if not isinstance(v, str)
-    ]
-
-
-def _quantity(value: Any, path: FieldPath) -> list[FieldError]:
-    # Kubernetes quantities: "500m", "0.5", "128Mi"; a plain number is accepted too.
-    if (is_int(value) or isinstance(value, float)) and value > 0:
-        return []
-    if isinstance(value, str) and re.fullmatch(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?", value):
-        return []
-    return [fe.invalid(path, value, 'must be a quantity such as "500m", "0.5" or "128Mi"')]
-
-
-def _object_list(fields: Mapping[str, tuple[Checker, bool]]) -> Checker:
-    """A list of objects with the given fields (checker, required)."""
-
-    def check(value: Any, path: FieldPath) -> list[FieldError]:
-        if not isinstance(value, list | tuple):
-            return [wrong_type(path, value, "an array")]
-        errs: list[FieldError] = []
-        for i, item in enumerate(value):
-            ipath = path.index(i)
-            if not isinstance(item, Mapping):
-                errs.append(wrong_type(ipath, item, "an object"))
-                continue
-            errs.extend(_check_fields(item, fields, ipath))
-        return errs
-
-    return check
-
-
-def _check_fields(
-    obj: Mapping[str, Any], fields: Mapping[str, tuple[Checker, bool]], path: FieldPath
-) -> list[FieldError]:
-    errs: list[FieldError] = []
-    for key in obj:
-        if key not in fields:
-            errs.append(unknown_field(path.child(str(key)), key, tuple(fields)))
-    for key, (checker, is_required) in fields.items():
-        if obj.get(key) is None:
-            if is_required:
-                errs.append(fe.required(path.child(key)))
-            continue
-        errs.extend(checker(obj[key], path.child(key)))
-    return errs
-
-
-def _port(value: Any, path: FieldPath) -> list[FieldError]:
-    if not is_int(value):
-        return [wrong_type(path, value, "an integer")]
-    return [] if 1 <= value <= 65535 else [fe.invalid(path, value, "must be between 1 and 65535")]
-
-
-def _bool(value: Any, path: FieldPath) -> list[FieldError]:
-    return [] if isinstance(value, bool) else [wrong_type(path, value, "a boolean")]
-
-
-def _one_of(*allowed: str) -> Checker:
-    def check(value: Any, path: FieldPath) -> list[FieldError]:
-        return [] if value in allowed else [fe.unsupported(path, value, allowed)]
-
-    return check
-
-
-def _port_name(value: Any, path: FieldPath) -> list[FieldError]:
-    # Kubernetes' IANA_SVC_NAME: a short label with a letter and no "--".
-    if (
-        isinstance(value, str)
-        and len(value) <= 15
-        and DNS1123_LABEL.fullmatch(value)
-        and re.search("[a-z]", value)
-        and "--" not in value
-    ):
-        return []
-    return [
-        fe.invalid(
-            path,
-            value,
-            "must be at most 15 lower case letters, digits and '-',"
-            " with at least one letter and no '--'",
-        )
-    ]
-
-
-def _any_string(value: Any, path: FieldPath) -> list[FieldError]:
-    return [] if isinstance(value, str) else [wrong_type(path, value, "a string")]
-
-
-def _env_name(value: Any, path: FieldPath) -> list[FieldError]:
-    # What the Kubernetes API accepts as an environment variable name.
-    if isinstance(value, str) and re.fullmatch(r"[-._a-zA-Z][-._a-zA-Z0-9]*", value):
-        return []
-    return [
-        fe.invalid(
-            path,
-            value,
-            "must consist of letters, digits, '_', '-' or '.', and must not start with a digit",
-        )
-    ]
-
-
-_ENV = _object_list({"name": (_env_name, True), "value": (_any_string, False)})
-_PORTS = _object_list(
-    {
-        "port": (_port, True),
-        "name": (_port_name, False),
-        "protocol": (_one_of("TCP", "UDP", "SCTP"), False),
-        "expose": (_bool, False),
-    }
-)
-_COMMON: dict[str, tuple[Checker, bool]] = {
-    "image": (_image, True),
-    "imagePullPolicy": (_one_of("Always", "IfNotPresent", "Never"), False),
-    "cmd": (_string_list, False),
-    "args": (_string_list, False),
-    "env": (_ENV, False),
-    "cpu": (_quantity, False),
-    "memory": (_quantity, False),
-}
-
-# Properties the built-in component templates understand. Replicas are absent on
-# purpose: the rollout trait owns them. Types from user templates are not checked here.
-BUILTIN_COMPONENT_PROPERTIES: dict[str, dict[str, tuple[Checker, bool]]] = {
-    "webservice": {**_COMMON, "ports": (_PORTS, False)},
-    "worker": dict(_COMMON),
-    "cloneset": {**_COMMON, "ports": (_PORTS, False)},
-}
 
 
 # ---------------------------------------------------------------------------
@@ -222,7 +72,7 @@ def validate_static(
             errs.append(unknown_field(cpath.child("type"), component.type, sorted(component_types)))
         rules = BUILTIN_COMPONENT_PROPERTIES.get(component.type)
         if rules is not None and component.type in component_types:
-            errs.extend(_check_fields(component.properties, rules, cpath.child("properties")))
+            errs.extend(check_fields(component.properties, rules, cpath.child("properties")))
         trait_errs, trait_warnings = _check_traits(component, cpath, trait_types, component_types)
         errs.extend(trait_errs)
         warnings.extend(trait_warnings)
@@ -335,21 +185,6 @@ def _label_detail() -> str:
 # rules over observed state
 
 
-def expected_batch_sum(plan: RolloutPlan, observation: ComponentObservation, target: str) -> int:
-    """What the batches must add up to: the size change for a pure scale, else targetSize.
-
-    A pure scale keeps the revision the component settled on and changes its size.
-    """
-    current = observation.current_size
-    if (
-        observation.current_revision == target
-        and current is not None
-        and current != plan.target_size
-    ):
-        return abs(plan.target_size - current)
-    return plan.target_size
-
-
 def check_scale(
     plan: RolloutPlan, observation: ComponentObservation, path: FieldPath
 ) -> list[FieldError]:
@@ -364,21 +199,10 @@ def check_scale(
     same_revision = target is not None and observation.current_revision == target
     if same_revision and observation.current_size in (None, plan.target_size):
         return []
-    expected = expected_batch_sum(plan, observation, target or "")
-    total = plan.batch_sum()
-    if total == expected:
-        return []
-    replicas = [b.replicas for b in plan.rollout_batches]
-    if expected != plan.target_size:
-        detail = (
-            f"batch replicas add up to {total}; scaling from {observation.current_size}"
-            f" to {plan.target_size} needs them to add up to {expected}"
-        )
-    else:
-        detail = (
-            f"batch replicas add up to {total}; they must add up to targetSize {plan.target_size}"
-        )
-    return [fe.invalid(path.child("rolloutBatches"), replicas, detail)]
+    scale_from = rules.scale_origin(
+        target, plan.target_size, observation.current_revision, observation.current_size
+    )
+    return rules.batch_sum_errors(plan.replicas(), plan.target_size, scale_from, path)
 
 
 def check_partition(
@@ -429,12 +253,10 @@ def validate_against_state(
                 or record.component != component.name
                 or record.owner not in ("", app.name)
             ):
-                known = sorted({r.name for r in observed.revisions_of(component.name)} | {rev.name})
+                known = [r.name for r in observed.revisions_of(component.name)] + [rev.name]
                 errs.append(
-                    fe.not_found(
-                        ppath.child("targetRevision"),
-                        target,
-                        f"component {component.name!r} has revisions: {', '.join(known)}",
+                    rules.unknown_revision_error(
+                        ppath.child("targetRevision"), target, component.name, known
                     )
                 )
                 continue

@@ -1,21 +1,22 @@
 """The controller's Kubernetes client: JSON reads, writes and watch streams over one pool.
 
-Holds KubeApi (GET / LIST / POST / merge and apply PATCH / DELETE / watch, raw JSON,
-no model layer, thread-safe), ApiError with the HTTP status, and the resource paths
-the controller uses. It must not decide anything: callers pass complete bodies.
+Holds KubeApi (GET / LIST / POST / merge and apply PATCH / DELETE, raw JSON, no model
+layer, thread-safe; watches come from ApiReader) and the resource paths the controller
+uses. Failures raise webhook.core.errors.ApiError with the HTTP status. It must not
+decide anything: callers pass complete bodies.
 """
 
 from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
 
-from webhook.core.errors import ClusterReadError, OamRolloutError
+from webhook.core.errors import ApiConfigError, ApiError, OamRolloutError
 from webhook.core.labels import (
     APP_GROUP,
     APP_PLURAL,
@@ -48,22 +49,6 @@ def writer_identity(manager: str) -> str | None:
     """The replica a writer_manager() name stands for; None for any other manager."""
     prefix = f"{FIELD_MANAGER}@"
     return manager[len(prefix):] if manager.startswith(prefix) else None
-
-
-class ApiError(OamRolloutError):
-    """A request the API refused; ``status`` is the HTTP code (0 when unreachable)."""
-
-    def __init__(self, method: str, path: str, status: int, message: str) -> None:
-        super().__init__(f"{method} {path}: {status} {message}")
-        self.status = status
-
-    @property
-    def conflict(self) -> bool:
-        return self.status == 409
-
-    @property
-    def gone(self) -> bool:
-        return self.status == 410
 
 
 @dataclass(frozen=True)
@@ -189,37 +174,6 @@ class KubeApi(ApiReader):
             raise
         return True
 
-    def watch(self, path: str, resource_version: str, timeout_seconds: int,
-              selector: str | None = None) -> Iterator[dict[str, Any]]:
-        """Watch events ({type, object}) from ``resource_version`` until the server ends it."""
-        query = {"watch": "1", "resourceVersion": resource_version,
-                 "allowWatchBookmarks": "true", "timeoutSeconds": str(timeout_seconds)}
-        if selector:
-            query["labelSelector"] = selector
-        url = f"{self.credentials.server.rstrip('/')}{path}?{urllib.parse.urlencode(query)}"
-        try:
-            response = self._pool.request(
-                "GET", url, headers=self._headers(), preload_content=False,
-                timeout=urllib3.Timeout(connect=2.0, read=timeout_seconds + 10))
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ApiError("WATCH", path, 0, f"{type(exc).__name__}: {exc}") from exc
-        try:
-            if response.status != 200:
-                raise ApiError("WATCH", path, response.status, _message(response.read()))
-            pending = b""
-            for chunk in response.stream(4096, decode_content=False):
-                pending += chunk
-                while b"\n" in pending:
-                    line, pending = pending.split(b"\n", 1)
-                    if line.strip():
-                        event = json.loads(line)
-                        if isinstance(event, dict):
-                            yield event
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ApiError("WATCH", path, 0, f"{type(exc).__name__}: {exc}") from exc
-        finally:
-            response.release_conn()
-
 
 def _message(data: bytes | None) -> str:
     try:
@@ -232,8 +186,8 @@ def _message(data: bytes | None) -> str:
 
 
 def connect(kubeconfig: str | None = None, pool_size: int = 16) -> KubeApi:
-    """A KubeApi from the usual kubeconfig lookup; ClusterReadError when none can be used."""
+    """A KubeApi from the usual kubeconfig lookup; ApiConfigError when none can be used."""
     try:
         return KubeApi(load_credentials(kubeconfig), pool_size=pool_size)
     except OSError as exc:
-        raise ClusterReadError(f"cannot set up the Kubernetes API client: {exc}") from exc
+        raise ApiConfigError(f"cannot set up the Kubernetes API client: {exc}") from exc

@@ -2,9 +2,10 @@
 
 Holds ``load_api_client`` (kubeconfig file, else in-cluster, else ~/.kube/config),
 ``ApiReader`` (a small read-only client the webhook workers use: the official client's
-import alone costs ~35 MiB per process), ``get_json`` (one raw GET through either, decoded
-to plain dicts) and ``read_observed_state``, plus the pure ``observed_state_from`` that
-turns the listed objects into an ObservedState (the controller can feed it from caches).
+import alone costs ~35 MiB per process; its ``watch`` opens an ``EventStream`` that
+webhook.kube.watching's ListWatch reads), ``get_json`` (one raw GET through either, decoded
+to plain dicts) and ``read_observed_state``, which lists the objects and hands them to
+webhook.core.objects (the one reader of object shapes) to reduce.
 It must not take decisions and must not write to the cluster on the webhook's behalf:
 admission is read-only.
 """
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import json
 import os
 import ssl
 import tempfile
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,18 +28,15 @@ from typing import TYPE_CHECKING, Any
 import urllib3
 import yaml
 
-from webhook.core.errors import ClusterReadError
+from webhook.core.errors import ApiConfigError, ApiError
 from webhook.core.labels import (
-    APP_KIND,
-    LABEL_APP_NAME,
     LABEL_CONTROLLER_COMPONENT,
-    LABEL_REVISION_HASH,
     ROLLOUT_GROUP,
     ROLLOUT_PLURAL,
-    ROLLOUT_SUCCEED,
     ROLLOUT_VERSION,
 )
-from webhook.core.state import ComponentObservation, ObservedState, RevisionRecord
+from webhook.core.objects import observed_state_from
+from webhook.core.state import ObservedState
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -45,12 +44,14 @@ if TYPE_CHECKING:
 # (connect, read) seconds: well inside the apiserver's 5 s webhook timeout, so a slow API
 # turns into a clear denial from us rather than an opaque timeout from the apiserver.
 REQUEST_TIMEOUT = (2.0, 3.0)
+# A watch may stay silent until the server ends it; allow this much more before giving up.
+WATCH_SLACK = 30
 
 
 def load_api_client(kubeconfig: str | None = None) -> ApiClient:
     """An ApiClient from the given kubeconfig, else the pod's service account, else ~/.kube/config.
 
-    Raises ClusterReadError with a one-line reason when no configuration can be loaded.
+    Raises ApiConfigError with a one-line reason when no configuration can be loaded.
     """
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
@@ -59,7 +60,7 @@ def load_api_client(kubeconfig: str | None = None) -> ApiClient:
     try:
         if kubeconfig:
             if not Path(kubeconfig).is_file():
-                raise ClusterReadError(f"kubeconfig {kubeconfig}: no such file")
+                raise ApiConfigError(f"kubeconfig {kubeconfig}: no such file")
             return k8s_config.new_client_from_config(config_file=kubeconfig)
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             configuration = k8s_client.Configuration()
@@ -68,11 +69,11 @@ def load_api_client(kubeconfig: str | None = None) -> ApiClient:
         return k8s_config.new_client_from_config()
     except (ConfigException, OSError, ValueError, TypeError) as exc:
         where = kubeconfig or "in-cluster or ~/.kube/config"
-        raise ClusterReadError(f"cannot load Kubernetes configuration ({where}): {exc}") from exc
+        raise ApiConfigError(f"cannot load Kubernetes configuration ({where}): {exc}") from exc
 
 
 def get_json(api: ApiClient | ApiReader, path: str, query: Mapping[str, str] | None = None) -> Any:
-    """GET one API path and return the decoded JSON; any failure becomes ClusterReadError."""
+    """GET one API path and return the decoded JSON; any failure becomes ApiError."""
     if isinstance(api, ApiReader):
         return api.get_json(path, query)
     from kubernetes.client.exceptions import ApiException
@@ -89,15 +90,14 @@ def get_json(api: ApiClient | ApiReader, path: str, query: Mapping[str, str] | N
         )
         return json.loads(response.data)
     except ApiException as exc:
-        reason = _api_reason(exc)
-        raise ClusterReadError(f"GET {path}: {exc.status} {reason}") from exc
+        raise ApiError("GET", path, int(exc.status or 0), _api_reason(exc)) from exc
     except (OSError, ValueError) as exc:
         # urllib3 errors are OSErrors (timeouts, refused connections); ValueError: bad JSON.
-        raise ClusterReadError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+        raise ApiError("GET", path, 0, f"{type(exc).__name__}: {exc}") from exc
     except Exception as exc:
         # urllib3's MaxRetryError and friends are not OSErrors in every version.
         if type(exc).__module__.startswith("urllib3"):
-            raise ClusterReadError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+            raise ApiError("GET", path, 0, f"{type(exc).__name__}: {exc}") from exc
         raise
 
 
@@ -160,43 +160,75 @@ class ApiReader:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
-    def get_json(self, path: str, query: Mapping[str, str] | None = None) -> Any:
+    def get_json(
+        self, path: str, query: Mapping[str, str] | None = None, read_timeout: float | None = None
+    ) -> Any:
+        """GET one path, decoded; ApiError unless the API answers 200 with JSON."""
         url = self.credentials.server.rstrip("/") + path
         if query:
             url += "?" + urllib.parse.urlencode(dict(query))
+        timeout = None if read_timeout is None else urllib3.Timeout(
+            connect=REQUEST_TIMEOUT[0], read=read_timeout)
         try:
-            response = self._pool.request("GET", url, headers=self._headers())
+            response = self._pool.request("GET", url, headers=self._headers(), timeout=timeout)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ClusterReadError(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+            raise ApiError("GET", path, 0, f"{type(exc).__name__}: {exc}") from exc
         if response.status != 200:
             reason = _status_message(response.data, response.reason or "error")
-            raise ClusterReadError(f"GET {path}: {response.status} {reason}")
+            raise ApiError("GET", path, response.status, reason)
         try:
             return json.loads(response.data)
         except ValueError as exc:
-            raise ClusterReadError(f"GET {path}: the answer is not JSON") from exc
+            raise ApiError("GET", path, 0, "the answer is not JSON") from exc
 
-    def stream_events(
-        self, path: str, query: Mapping[str, str], read_timeout: float
-    ) -> Iterator[dict[str, Any]]:
-        """The JSON objects of a watch stream, one per line, until the server ends it.
-
-        Raises ClusterReadError when the stream cannot be opened or breaks.
-        """
-        url = f"{self.credentials.server.rstrip('/')}{path}?{urllib.parse.urlencode(dict(query))}"
-        timeout = urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=read_timeout)
+    def watch(
+        self, path: str, resource_version: str, timeout_seconds: int, selector: str | None = None
+    ) -> EventStream:
+        """Watch events ({type, object}) from ``resource_version`` until the server ends the
+        watch after ``timeout_seconds``; ApiError when it cannot be opened."""
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if selector:
+            query["labelSelector"] = selector
+        url = f"{self.credentials.server.rstrip('/')}{path}?{urllib.parse.urlencode(query)}"
+        # The read timeout bounds a silent stream: the server ends it by timeout_seconds.
+        timeout = urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=timeout_seconds + WATCH_SLACK)
         try:
             response = self._pool.request(
                 "GET", url, headers=self._headers(), preload_content=False, timeout=timeout
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ClusterReadError(f"WATCH {path}: {type(exc).__name__}: {exc}") from exc
-        try:
-            if response.status != 200:
+            raise ApiError("WATCH", path, 0, f"{type(exc).__name__}: {exc}") from exc
+        if response.status != 200:
+            try:
                 reason = _status_message(response.read(), response.reason or "error")
-                raise ClusterReadError(f"WATCH {path}: {response.status} {reason}")
+            finally:
+                response.release_conn()
+            raise ApiError("WATCH", path, response.status, reason)
+        return EventStream(path, response)
+
+
+class EventStream:
+    """The JSON objects of one open watch response, one per line, until the server ends it.
+
+    Iterate it once. ``interrupt()``, from any thread, ends a read waiting for the next
+    event (a watcher being stopped); the iteration then simply ends. A stream that breaks
+    otherwise raises ApiError (status 0).
+    """
+
+    def __init__(self, path: str, response: urllib3.BaseHTTPResponse) -> None:
+        self.path = path
+        self._response = response
+        self._interrupted = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
             pending = b""
-            for chunk in response.stream(65536, decode_content=False):
+            for chunk in self._response.stream(65536, decode_content=False):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
@@ -205,17 +237,26 @@ class ApiReader:
                         if isinstance(event, dict):
                             yield event
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            raise ClusterReadError(f"WATCH {path}: {type(exc).__name__}: {exc}") from exc
+            if not self._interrupted:
+                raise ApiError("WATCH", self.path, 0, f"{type(exc).__name__}: {exc}") from exc
         finally:
-            response.release_conn()
+            self._response.release_conn()
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        # urllib3 2.x: shutdown() wakes a reader blocked in another thread; close() frees it.
+        with contextlib.suppress(Exception):
+            self._response.shutdown()
+        with contextlib.suppress(Exception):
+            self._response.close()
 
 
 def load_api_reader(kubeconfig: str | None = None) -> ApiReader:
-    """An ApiReader with the same lookup order as load_api_client; ClusterReadError on failure."""
+    """An ApiReader with the same lookup order as load_api_client; ApiConfigError on failure."""
     try:
         return ApiReader(load_credentials(kubeconfig))
     except (OSError, ssl.SSLError, ValueError) as exc:
-        raise ClusterReadError(f"cannot set up the Kubernetes API client: {exc}") from exc
+        raise ApiConfigError(f"cannot set up the Kubernetes API client: {exc}") from exc
 
 
 def load_credentials(kubeconfig: str | None = None) -> Credentials:
@@ -237,26 +278,26 @@ def load_credentials(kubeconfig: str | None = None) -> Credentials:
 
 
 def credentials_from_kubeconfig(path: Path) -> Credentials:
-    """The current context's server and credentials; ClusterReadError for what we cannot use."""
+    """The current context's server and credentials; ApiConfigError for what we cannot use."""
     try:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise ClusterReadError(f"kubeconfig {path}: cannot read it: {exc}") from exc
+        raise ApiConfigError(f"kubeconfig {path}: cannot read it: {exc}") from exc
     if not isinstance(doc, dict):
-        raise ClusterReadError(f"kubeconfig {path}: not a kubeconfig")
+        raise ApiConfigError(f"kubeconfig {path}: not a kubeconfig")
 
     def named(section: str, name: Any) -> dict[str, Any]:
         for entry in _list(doc.get(section)):
             if isinstance(entry, dict) and entry.get("name") == name:
                 inner = entry.get(section[:-1])
                 return inner if isinstance(inner, dict) else {}
-        raise ClusterReadError(f"kubeconfig {path}: no {section[:-1]} named {name!r}")
+        raise ApiConfigError(f"kubeconfig {path}: no {section[:-1]} named {name!r}")
 
     context = named("contexts", doc.get("current-context"))
     cluster = named("clusters", context.get("cluster"))
     user = named("users", context.get("user")) if context.get("user") else {}
     if "exec" in user or "auth-provider" in user:
-        raise ClusterReadError(
+        raise ApiConfigError(
             f"kubeconfig {path}: exec and auth-provider credentials are not supported; "
             "use a token or a client certificate"
         )
@@ -271,7 +312,7 @@ def credentials_from_kubeconfig(path: Path) -> Credentials:
 
     server = cluster.get("server")
     if not isinstance(server, str) or not server:
-        raise ClusterReadError(f"kubeconfig {path}: the cluster has no server")
+        raise ApiConfigError(f"kubeconfig {path}: the cluster has no server")
     return Credentials(
         server=server,
         ca_file=file_or_data("certificate-authority", "certificate-authority-data", cluster),
@@ -306,116 +347,20 @@ def read_observed_state(
     """What is live for one Application: its namespace's component revisions and its Rollouts.
 
     ``rollouts=False`` skips listing Rollouts (``components`` stays empty). Raises
-    ClusterReadError when a list cannot be read.
+    ApiError when a list cannot be read.
     """
-    revisions = get_json(
-        api, revisions_path(namespace), {"labelSelector": LABEL_CONTROLLER_COMPONENT}
-    )
-    listed = get_json(api, rollouts_path(namespace)) if rollouts else {"items": []}
-    return observed_state_from(
-        namespace, app_name, _items(revisions, "controllerrevisions"), _items(listed, "rollouts")
-    )
+    path = revisions_path(namespace)
+    revisions = _items(get_json(api, path, {"labelSelector": LABEL_CONTROLLER_COMPONENT}), path)
+    path = rollouts_path(namespace)
+    listed = _items(get_json(api, path), path) if rollouts else []
+    return observed_state_from(namespace, app_name, revisions, listed)
 
 
-def _items(listing: Any, what: str) -> list[Mapping[str, Any]]:
+def _items(listing: Any, path: str) -> list[Mapping[str, Any]]:
     if not isinstance(listing, dict) or not isinstance(listing.get("items"), list):
-        raise ClusterReadError(f"listing {what}: the API answered something that is not a list")
+        raise ApiError("GET", path, 0, "the API answered something that is not a list")
     return [item for item in listing["items"] if isinstance(item, dict)]
-
-
-def observed_state_from(
-    namespace: str,
-    app_name: str,
-    revisions: Iterable[Mapping[str, Any]],
-    rollouts: Iterable[Mapping[str, Any]],
-) -> ObservedState:
-    """Reduce listed ControllerRevisions and Rollouts (plain dicts) to an ObservedState.
-
-    Every labelled revision of the namespace is kept (an externalRevision may collide with
-    another Application's); only the Rollouts that belong to ``app_name`` are kept.
-    """
-    records = tuple(
-        sorted(
-            (r for r in map(revision_record, revisions) if r is not None),
-            key=lambda r: (r.component, r.number, r.name),
-        )
-    )
-    components = {
-        str(_meta(ro).get("name")): component_observation(ro)
-        for ro in rollouts
-        if _belongs_to(ro, app_name)
-    }
-    return ObservedState(namespace=namespace, revisions=records, components=components)
-
-
-def revision_record(obj: Mapping[str, Any]) -> RevisionRecord | None:
-    """A RevisionRecord from a ControllerRevision dict; None if it is not a component revision."""
-    meta = _meta(obj)
-    labels = _mapping(meta.get("labels"))
-    component = labels.get(LABEL_CONTROLLER_COMPONENT)
-    name = meta.get("name")
-    if not isinstance(component, str) or not isinstance(name, str):
-        return None
-    number = obj.get("revision")
-    data = obj.get("data")
-    owner = next(
-        (
-            str(ref.get("name", ""))
-            for ref in _list(meta.get("ownerReferences"))
-            if isinstance(ref, dict) and ref.get("controller")
-        ),
-        "",
-    )
-    return RevisionRecord(
-        name=name,
-        component=component,
-        number=number if isinstance(number, int) and not isinstance(number, bool) else 0,
-        spec_hash=str(labels.get(LABEL_REVISION_HASH, "")),
-        data=data if isinstance(data, dict) else {},
-        owner=owner,
-    )
-
-
-def component_observation(rollout: Mapping[str, Any]) -> ComponentObservation:
-    """A ComponentObservation from a Rollout dict (missing fields stay None)."""
-    spec = _mapping(rollout.get("spec"))
-    status = _mapping(rollout.get("status"))
-    rolling_state = _str_or_none(status.get("rollingState"))
-    size = status.get("rolloutTargetSize")
-    settled = rolling_state == ROLLOUT_SUCCEED and isinstance(size, int)
-    batch = status.get("currentBatch")
-    return ComponentObservation(
-        current_revision=_str_or_none(status.get("lastTargetRevision")),
-        current_size=size if settled and not isinstance(size, bool) else None,
-        current_batch=batch if isinstance(batch, int) and not isinstance(batch, bool) else None,
-        rolling_state=rolling_state,
-        batch_rolling_state=_str_or_none(status.get("batchRollingState")),
-        rollout_target=_str_or_none(spec.get("targetRevisionName")),
-    )
-
-
-def _belongs_to(obj: Mapping[str, Any], app_name: str) -> bool:
-    """Owned (ownerReference) by the Application, or labelled with its name."""
-    meta = _meta(obj)
-    if _mapping(meta.get("labels")).get(LABEL_APP_NAME) == app_name:
-        return True
-    return any(
-        isinstance(ref, dict) and ref.get("kind") == APP_KIND and ref.get("name") == app_name
-        for ref in _list(meta.get("ownerReferences"))
-    )
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _mapping(obj.get("metadata"))
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None

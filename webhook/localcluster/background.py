@@ -18,12 +18,9 @@ import time
 from pathlib import Path
 
 from webhook.localcluster import tools
-from webhook.localcluster.cluster import (
-    ClusterStartError,
-    ClusterState,
-    LocalCluster,
-    process_alive,
-)
+from webhook.localcluster.cluster import LocalCluster
+from webhook.localcluster.controlplane import ClusterStartError, ClusterState
+from webhook.localcluster.processes import process_alive
 from webhook.localcluster.simulation import READY_FILE
 
 SIMULATORS = "simulators"

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from webhook.core.labels import CLONESET_GROUP, CLONESET_KIND, CLONESET_PLURAL, CLONESET_VERSION
-from webhook.kube.watching import ResourceWatcher
-from webhook.localcluster.kubelet import condition
+from webhook.kube.reader import ApiReader, load_credentials
+from webhook.kube.watching import EachObject, ListWatch
+from webhook.localcluster.kubelet import WATCH_POLICY
+from webhook.localcluster.pods import condition
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("oam_rollout.localcluster")
 
 REVISION_LABEL = "controller-revision-hash"  # the label Kruise puts on its pods
 SHAPE_ANNOTATION = "sim.oam-rollout.dev/template-shape"  # template hash ignoring images
@@ -213,7 +215,7 @@ class SimulatedCloneSetController:
         self._api: Any = None
         self._core: Any = None
         self._custom: Any = None
-        self._watchers: list[ResourceWatcher] = []
+        self._watchers: list[ListWatch] = []
         self._worker: threading.Thread | None = None
 
     def start(self) -> None:
@@ -225,18 +227,15 @@ class SimulatedCloneSetController:
         self._core = client.CoreV1Api(self._api)
         self._custom = client.CustomObjectsApi(self._api)
 
-        def list_clonesets(**kwargs: Any) -> Any:
-            return self._custom.list_cluster_custom_object(
-                CLONESET_GROUP, CLONESET_VERSION, CLONESET_PLURAL, **kwargs
-            )
-
         self._worker = threading.Thread(target=self._work, name="sim-cloneset", daemon=True)
         self._worker.start()
+        reader = ApiReader(load_credentials(str(self.kubeconfig)))
+        clonesets = f"/apis/{CLONESET_GROUP}/{CLONESET_VERSION}/{CLONESET_PLURAL}"
         self._watchers = [
-            ResourceWatcher("sim-cloneset-clonesets", list_clonesets, self._on_cloneset),
-            ResourceWatcher(
-                "sim-cloneset-pods", self._core.list_pod_for_all_namespaces, self._on_pod
-            ),
+            ListWatch("sim-cloneset-clonesets", reader, clonesets,
+                      EachObject(self._on_cloneset, isolated=True), policy=WATCH_POLICY),
+            ListWatch("sim-cloneset-pods", reader, "/api/v1/pods",
+                      EachObject(self._on_pod, isolated=True), policy=WATCH_POLICY),
         ]
         for watcher in self._watchers:
             watcher.start()

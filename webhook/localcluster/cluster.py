@@ -1,286 +1,53 @@
 """LocalCluster: etcd + kube-apiserver + kube-controller-manager on loopback, in a temp dir.
 
-Holds the process supervision of a throw-away control plane (free 127.0.0.1 ports,
-token auth, RBAC, service CIDR in 127.1.0.0/24), its admin kubeconfig, the state
-file that lets another process find and stop it, and the installation of the
-oam-rollout CRDs plus the simulated CloneSet CRD. It must not run the simulated
-kubelet or CloneSet controller itself (see kubelet.py / cloneset.py), must only
-ever stop processes it started (by PID, checked against their command line), and
+Holds the supervision of a throw-away control plane: its start (free 127.0.0.1 ports,
+token auth, RBAC, service CIDR in 127.1.0.0/24; retried on fresh ports when a port was
+taken in between), readiness checks, the installation of the oam-rollout CRDs plus the
+simulated CloneSet CRD, its state file, and its stop. What the processes are started
+with lives in controlplane.py, how they are signalled in processes.py. It must not run
+the simulated kubelet or CloneSet controller itself (see kubelet.py / cloneset.py), must
+only ever stop processes it started (by PID, checked against their command line), and
 nothing it starts may listen on or dial an address outside 127.0.0.0/8.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import json
-import os
 import secrets
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import yaml
 
-from webhook.core.errors import OamRolloutError
 from webhook.localcluster import tools
-
-SERVICE_CIDR = "127.1.0.0/24"
-CONTROLLERS = (
-    "deployment",
-    "replicaset",
-    "garbagecollector",
-    "serviceaccount",
-    "serviceaccount-token",
-    "namespace",
+from webhook.localcluster.controlplane import (
+    ADMIN_USER,
+    SERVICE_CIDR,
+    ClusterStartError,
+    ClusterState,
+    apiserver_args,
+    check_loopback_cidr,
+    controller_manager_args,
+    crd_paths,
+    etcd_args,
+    free_port,
+    kubeconfig_document,
+    write_service_account_keys,
 )
-ADMIN_USER = "admin"
+from webhook.localcluster.processes import die_with_parent, log_tail, stop_pid
+
 READY_TIMEOUT = 90.0
 STATE_FILE = "cluster.json"
 PORT_ATTEMPTS = 3
-
-
-class ClusterStartError(OamRolloutError):
-    """The control plane did not come up; the message says which part and why."""
-
-
-@dataclass
-class ClusterState:
-    """What another process needs to find, use and stop a running control plane."""
-
-    workdir: str
-    server: str
-    kubeconfig: str
-    token: str
-    pids: dict[str, int] = field(default_factory=dict)
-    ports: dict[str, int] = field(default_factory=dict)
-    started_at: float = 0.0
-    startup_seconds: float = 0.0
-    phases: dict[str, float] = field(default_factory=dict)
-
-    def save(self, path: Path) -> None:
-        # It holds the admin token: readable by the owner only.
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
-        tmp.chmod(0o600)
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, path: Path) -> ClusterState:
-        raw = json.loads(path.read_text())
-        return cls(**raw)
-
-
-def check_loopback_cidr(cidr: str) -> None:
-    """Refuse a service range outside 127.0.0.0/8: the apiserver may dial ClusterIPs."""
-    try:
-        network = ipaddress.ip_network(cidr)
-    except ValueError as exc:
-        raise ClusterStartError(f"service CIDR {cidr!r} is not a network: {exc}") from exc
-    loopback = ipaddress.IPv4Network("127.0.0.0/8")
-    if not (isinstance(network, ipaddress.IPv4Network) and network.subnet_of(loopback)):
-        raise ClusterStartError(f"service CIDR {cidr} must lie inside 127.0.0.0/8")
-
-
-def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def crd_paths() -> list[Path]:
-    """The oam-rollout CRDs (chart files) and the simulated CloneSet CRD."""
-    here = Path(__file__).resolve().parent
-    installed = here.parent / "_data" / "charts" / "oam-rollout" / "files" / "crds"
-    root = tools.repo_root()
-    in_repo = root / "charts" / "oam-rollout" / "files" / "crds" if root else None
-    chart_dir = in_repo if in_repo and in_repo.is_dir() else installed
-    found = sorted(chart_dir.glob("*.yaml")) if chart_dir.is_dir() else []
-    if not found:
-        raise ClusterStartError(f"no CRD files found in {chart_dir}")
-    return [*found, here / "crds" / "clonesets.yaml"]
-
-
-def write_service_account_keys(key_path: Path, pub_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    pub_path.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-
-
-def kubeconfig_document(server: str, ca_file: Path, token: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "oam-rollout-local",
-                "cluster": {"server": server, "certificate-authority": str(ca_file)},
-            }
-        ],
-        "users": [{"name": ADMIN_USER, "user": {"token": token}}],
-        "contexts": [
-            {
-                "name": "oam-rollout-local",
-                "context": {
-                    "cluster": "oam-rollout-local",
-                    "user": ADMIN_USER,
-                    "namespace": "default",
-                },
-            }
-        ],
-        "current-context": "oam-rollout-local",
-    }
-
-
-def etcd_args(etcd: Path, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
-    client = f"http://127.0.0.1:{client_port}"
-    peer = f"http://127.0.0.1:{peer_port}"
-    return [
-        str(etcd),
-        "--name=default",
-        f"--data-dir={data_dir}",
-        f"--listen-client-urls={client}",
-        f"--advertise-client-urls={client}",
-        f"--listen-peer-urls={peer}",
-        f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster=default={peer}",
-        # Tests throw the data away: no fsync per write keeps a 2-core box responsive.
-        "--unsafe-no-fsync",
-        "--log-level=warn",
-    ]
-
-
-def apiserver_args(
-    binary: Path, workdir: Path, etcd_port: int, port: int, service_cidr: str = SERVICE_CIDR
-) -> list[str]:
-    return [
-        str(binary),
-        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-        f"--secure-port={port}",
-        "--insecure-port=0",
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        f"--cert-dir={workdir / 'certs'}",
-        "--service-account-issuer=https://kubernetes.default.svc",
-        f"--service-account-key-file={workdir / 'sa.pub'}",
-        f"--service-account-signing-key-file={workdir / 'sa.key'}",
-        "--authorization-mode=RBAC",
-        f"--token-auth-file={workdir / 'tokens.csv'}",
-        f"--service-cluster-ip-range={service_cidr}",
-        "--allow-privileged",
-        "--profiling=false",
-        "--v=0",
-    ]
-
-
-def controller_manager_args(binary: Path, workdir: Path, kubeconfig: Path, port: int) -> list[str]:
-    return [
-        str(binary),
-        f"--kubeconfig={kubeconfig}",
-        f"--controllers={','.join(CONTROLLERS)}",
-        "--leader-elect=false",
-        "--bind-address=127.0.0.1",
-        f"--secure-port={port}",
-        "--port=0",
-        f"--service-account-private-key-file={workdir / 'sa.key'}",
-        f"--root-ca-file={workdir / 'certs' / 'apiserver.crt'}",
-        "--profiling=false",
-        "--v=0",
-    ]
-
-
-def _process_cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours still answers kill(0); treat it as gone.
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        if fields and fields[0] == "Z":
-            return False
-    return True
-
-
-def stop_pid(pid: int, marker: str, timeout: float = 10.0) -> None:
-    """SIGTERM then SIGKILL one process we started.
-
-    marker is a string its command line must contain (our workdir), so a PID
-    recycled by an unrelated process after a crash is never signalled.
-    """
-    if not process_alive(pid) or marker not in _process_cmdline(pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        if not process_alive(pid):
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: ask for SIGTERM when the parent goes away (Linux)."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def describe_startup(seconds: float, phases: dict[str, float]) -> str:
-    """`control plane ready in 6.3 s (api 4.1 s, crds 0.4 s, controllers 1.8 s)`."""
-    parts = ", ".join(f"{name} {value:.1f} s" for name, value in phases.items())
-    return f"control plane ready in {seconds:.1f} s" + (f" ({parts})" if parts else "")
-
-
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:]) or "(empty log)"
 
 
 class LocalCluster:
@@ -494,7 +261,7 @@ class LocalCluster:
                 # Own session: a Ctrl-C in the terminal or the CLI exiting does not kill it;
                 # only stop() (by PID) does.
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self._die_with_parent else None,
+                preexec_fn=die_with_parent if self._die_with_parent else None,
             )
         except OSError as exc:
             raise ClusterStartError(f"could not start {name} ({argv[0]}): {exc}") from exc
@@ -511,7 +278,7 @@ class LocalCluster:
                 log = self.workdir / "logs" / f"{name}.log"
                 raise ClusterStartError(
                     f"{name} exited with code {code} during start; last lines of {log}:\n"
-                    f"{_log_tail(log)}"
+                    f"{log_tail(log)}"
                 )
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -546,7 +313,7 @@ class LocalCluster:
             time.sleep(0.1)
         raise ClusterStartError(
             f"kube-apiserver not ready after {READY_TIMEOUT:.0f}s ({last}); "
-            f"last lines of its log:\n{_log_tail(self.workdir / 'logs' / 'kube-apiserver.log')}"
+            f"last lines of its log:\n{log_tail(self.workdir / 'logs' / 'kube-apiserver.log')}"
         )
 
     def api_client(self) -> Any:
@@ -608,15 +375,5 @@ class LocalCluster:
         raise ClusterStartError(
             "kube-controller-manager did not create the default ServiceAccount in time; "
             "last lines of its log:\n"
-            f"{_log_tail(self.workdir / 'logs' / 'kube-controller-manager.log')}"
+            f"{log_tail(self.workdir / 'logs' / 'kube-controller-manager.log')}"
         )
-
-
-@contextlib.contextmanager
-def running_cluster(workdir: Path | None = None) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(workdir)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()

@@ -5,7 +5,7 @@ any container: it binds pending pods to its node, reports them Running and Ready
 after a delay, and finalizes terminating pods, so the real Deployment / ReplicaSet
 controllers see readyReplicas as on a real cluster. Failure injection by pod
 annotation (never ready, crash after a while, own ready delay). The decision of
-what a pod needs is a pure function (pod_action); the class only does the I/O.
+what a pod needs is a pure function (pods.pod_action); the class only does the I/O.
 It must not run processes or set a pod IP outside 127.0.0.0/8.
 """
 
@@ -15,159 +15,41 @@ import heapq
 import itertools
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from webhook.kube.watching import ResourceWatcher
+from webhook.kube.reader import ApiReader, load_credentials
+from webhook.kube.watching import EachObject, ListWatch, WatchPolicy
+from webhook.localcluster.pods import (
+    CRASH_AFTER,
+    NEVER_READY,
+    POD_IP,
+    READY_DELAY,
+    PodAction,
+    annotation,
+    is_crashed,
+    parse_duration,
+    pod_action,
+    spec_images,
+    status_patch,
+)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("oam_rollout.localcluster")
 
+# Both simulators' watches: they end after 5 minutes; after a failure (the API
+# restarting, say) the simulators look again soon.
+WATCH_POLICY = WatchPolicy(watch_seconds=300, backoff_first=0.5, backoff_max=0.5,
+                           list_timeout=30.0)
 NODE_NAME = "oam-rollout-sim-node"
-# Failure injection, set on the pod (template) by a test.
-NEVER_READY = "sim.oam-rollout.dev/never-ready"  # "true": Running but never Ready
-CRASH_AFTER = "sim.oam-rollout.dev/crash-after"  # "2s": Ready, then CrashLoopBackOff
-READY_DELAY = "sim.oam-rollout.dev/ready-delay"  # "3s": this pod's own start delay
-CRASH_REASON = "CrashLoopBackOff"
-POD_IP = "127.0.0.1"
-
-
-class PodAction(Enum):
-    """What the simulated kubelet must do next for one pod."""
-
-    IGNORE = "ignore"  # not ours, finished, or already in the wanted state
-    FINALIZE = "finalize"  # terminating: delete with grace 0
-    BIND = "bind"  # unscheduled: bind to our node
-    START = "start"  # containers (re)starting: report not ready, schedule readiness
-    AWAIT_READY = "await-ready"  # started, readiness due later (timer may be lost)
-    HOLD_UNREADY = "hold-unready"  # never-ready injection: Running, never Ready
-
-
-def parse_duration(text: str) -> float:
-    """'500ms', '2s', '1.5', '1m' -> seconds; ValueError on anything else."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", text)
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 2s, 1m)")
-    value = float(match.group(1))
-    return value * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
-
-
-def spec_images(pod: Mapping[str, Any]) -> dict[str, str]:
-    return {c["name"]: c.get("image", "") for c in pod.get("spec", {}).get("containers", [])}
-
-
-def status_images(pod: Mapping[str, Any]) -> dict[str, str]:
-    statuses = pod.get("status", {}).get("containerStatuses") or []
-    return {c["name"]: c.get("image", "") for c in statuses}
-
-
-def condition(pod: Mapping[str, Any], kind: str) -> str | None:
-    for cond in pod.get("status", {}).get("conditions") or []:
-        if cond.get("type") == kind:
-            return str(cond.get("status"))
-    return None
-
-
-def is_crashed(pod: Mapping[str, Any]) -> bool:
-    for status in pod.get("status", {}).get("containerStatuses") or []:
-        if (status.get("state", {}).get("waiting") or {}).get("reason") == CRASH_REASON:
-            return True
-    return False
-
-
-def annotation(pod: Mapping[str, Any], key: str) -> str | None:
-    value = (pod.get("metadata", {}).get("annotations") or {}).get(key)
-    return None if value is None else str(value)
-
-
-def pod_action(pod: Mapping[str, Any], node: str) -> PodAction:
-    """The next step for a pod as a kubelet on `node` sees it (pure)."""
-    meta = pod.get("metadata", {})
-    bound_to = pod.get("spec", {}).get("nodeName")
-    if bound_to and bound_to != node:
-        return PodAction.IGNORE
-    if meta.get("deletionTimestamp"):
-        return PodAction.FINALIZE
-    if not bound_to:
-        return PodAction.BIND
-    if pod.get("status", {}).get("phase") in ("Succeeded", "Failed") or is_crashed(pod):
-        return PodAction.IGNORE
-    if status_images(pod) != spec_images(pod):
-        return PodAction.START
-    if annotation(pod, NEVER_READY) == "true":
-        return (
-            PodAction.IGNORE
-            if condition(pod, "Ready") == "False" and _running(pod)
-            else (PodAction.HOLD_UNREADY)
-        )
-    if condition(pod, "Ready") != "True":
-        return PodAction.AWAIT_READY
-    return PodAction.IGNORE
-
-
-def _running(pod: Mapping[str, Any]) -> bool:
-    return bool(pod.get("status", {}).get("phase") == "Running")
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _conditions(ready: bool, now: str) -> list[dict[str, str]]:
-    flag = "True" if ready else "False"
-    return [
-        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-        {"type": "ContainersReady", "status": flag, "lastTransitionTime": now},
-        {"type": "Ready", "status": flag, "lastTransitionTime": now},
-    ]
-
-
-def status_patch(pod: Mapping[str, Any], state: str, now: str) -> dict[str, Any]:
-    """The pod status a kubelet would report in `state` (starting, running, unready, crashed)."""
-    images = spec_images(pod)
-    previous = {c["name"]: c for c in pod.get("status", {}).get("containerStatuses") or []}
-    containers = []
-    for name, image in images.items():
-        restarts = int(previous.get(name, {}).get("restartCount", 0))
-        entry: dict[str, Any] = {
-            "name": name,
-            "image": image,
-            "imageID": f"sim://{image}",
-            "restartCount": restarts,
-            "ready": state == "running",
-            "started": state in ("running", "unready"),
-        }
-        if state == "starting":
-            entry["state"] = {"waiting": {"reason": "ContainerCreating"}}
-        elif state == "crashed":
-            entry["restartCount"] = restarts + 1
-            entry["state"] = {"waiting": {"reason": CRASH_REASON, "message": "simulated crash"}}
-            entry["lastState"] = {
-                "terminated": {"exitCode": 1, "reason": "Error", "finishedAt": now}
-            }
-        else:
-            entry["state"] = {"running": {"startedAt": now}}
-        containers.append(entry)
-    started = pod.get("status", {}).get("startTime") or now
-    phase = "Pending" if state == "starting" and not _running(pod) else "Running"
-    return {
-        "status": {
-            "phase": phase,
-            "hostIP": POD_IP,
-            "podIP": POD_IP,
-            "podIPs": [{"ip": POD_IP}],
-            "startTime": started,
-            "conditions": _conditions(state == "running", now),
-            "containerStatuses": containers,
-        }
-    }
 
 
 @dataclass(order=True)
@@ -184,10 +66,14 @@ class _Timer:
 class SimulatedKubelet:
     """Plays the kubelet for every pod of the cluster (simulation: no containers run)."""
 
-    def __init__(self, kubeconfig: Path, ready_delay: float = 0.5, node_name: str = NODE_NAME):
+    def __init__(self, kubeconfig: Path, ready_delay: float = 0.5, node_name: str = NODE_NAME,
+                 *, bind_pods: bool = True):
+        """bind_pods=False: a real kube-scheduler places pods (real nodes beside this one);
+        this node then only plays the kubelet for the pods bound to it."""
         self.kubeconfig = kubeconfig
         self.ready_delay = ready_delay
         self.node_name = node_name
+        self.bind_pods = bind_pods
         self._timers: list[_Timer] = []
         self._pending: set[tuple[str, str]] = set()  # (uid, kind) with a timer queued
         self._seq = itertools.count()
@@ -195,7 +81,7 @@ class SimulatedKubelet:
         self._stopping = threading.Event()
         self._api: Any = None
         self._core: Any = None
-        self._watcher: ResourceWatcher | None = None
+        self._watcher: ListWatch | None = None
         self._timer_thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -210,8 +96,12 @@ class SimulatedKubelet:
             target=self._run_timers, name="sim-kubelet-timers", daemon=True
         )
         self._timer_thread.start()
-        self._watcher = ResourceWatcher(
-            "sim-kubelet-pods", self._core.list_pod_for_all_namespaces, self._on_pod
+        self._watcher = ListWatch(
+            "sim-kubelet-pods",
+            ApiReader(load_credentials(str(self.kubeconfig))),
+            "/api/v1/pods",
+            EachObject(self._on_pod, isolated=True),
+            policy=WATCH_POLICY,
         )
         self._watcher.start()
         self._watcher.synced.wait(10)
@@ -284,7 +174,7 @@ class SimulatedKubelet:
         ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
         if action is PodAction.FINALIZE:
             self._finalize(ns, name, uid)
-        elif action is PodAction.BIND:
+        elif action is PodAction.BIND and self.bind_pods:
             self._bind(ns, name)
         elif action is PodAction.START:
             self._patch_status(pod, "starting")

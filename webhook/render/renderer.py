@@ -30,6 +30,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from webhook.core import rules
 from webhook.core.errors import InputError, TemplateError
 from webhook.core.labels import (
     APP_API_VERSION,
@@ -42,12 +43,13 @@ from webhook.core.labels import (
     LABEL_WORKLOAD_TYPE,
     ROLLOUT_TRAIT,
 )
-from webhook.core.model import Application, Component, RolloutPlan, Trait, plain
+from webhook.core.model import Application, Component, Trait
 from webhook.core.revisions import (
     ResolvedRevision,
     resolve_revisions,
     target_revision_name,
 )
+from webhook.core.shapes import plain
 from webhook.core.state import ObservedState
 
 TEMPLATE_SUFFIX = ".yaml.j2"
@@ -384,8 +386,11 @@ class Renderer:
         if plan is None:
             return self.render_workload(app, target_spec, target, None)
         observation = observed.component(component.name)
-        replicas = planned_replicas(
-            plan, observation.current_revision, observation.current_size, target
+        scale_from = rules.scale_origin(
+            target, plan.target_size, observation.current_revision, observation.current_size
+        )
+        replicas = rules.planned_replicas(
+            plan.replicas(), plan.batch_partition, plan.target_size, scale_from
         )
         docs = self.render_workload(app, target_spec, target, replicas)
         source = observation.current_revision
@@ -511,21 +516,6 @@ class RenderMemo:
             self._checked.move_to_end(key)
             while len(self._checked) > self.size:
                 self._checked.popitem(last=False)
-
-
-def planned_replicas(
-    plan: RolloutPlan, current_revision: str | None, current_size: int | None, target: str
-) -> int:
-    """Replicas of the target revision once the plan has run up to its batchPartition."""
-    partition = plan.batch_partition
-    if partition is None:
-        return plan.target_size
-    moved = sum(b.replicas for b in plan.rollout_batches[: partition + 1])
-    if current_revision == target and current_size is not None and current_size != plan.target_size:
-        delta = plan.target_size - current_size
-        step = min(moved, abs(delta))
-        return current_size + step if delta > 0 else current_size - step
-    return min(moved, plan.target_size)
 
 
 def _unique(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
