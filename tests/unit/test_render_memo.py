@@ -13,7 +13,8 @@ from webhook.core.errors import TemplateError
 from webhook.core.model import Application
 from webhook.core.revisions import resolve_revisions
 from webhook.core.state import ObservedState
-from webhook.render.renderer import Renderer, RenderMemo, default_templates_dir
+from webhook.render.memo import RenderMemo
+from webhook.render.renderer import Renderer, default_templates_dir
 
 # Properties beyond the image, so the memo sees templates' optional parts too.
 SIZED = {"port": 8080, "cpu": "0.5"}

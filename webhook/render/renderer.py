@@ -20,9 +20,6 @@ memo's per-object keys and decoding when it has seen them.
 
 from __future__ import annotations
 
-import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,55 +48,20 @@ from webhook.core.revisions import (
 )
 from webhook.core.shapes import plain
 from webhook.core.state import ObservedState
+from webhook.render.memo import RenderMemo
+from webhook.render.templates import (
+    COMPONENTS_DIR,
+    REVISION_TEMPLATE,
+    TEMPLATE_SUFFIX,
+    TRAITS_DIR,
+    TemplateSet,
+    default_templates_dir,
+)
 
-TEMPLATE_SUFFIX = ".yaml.j2"
 # libyaml's safe loader when present: ~9x faster, and admission renders on every review.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-COMPONENTS_DIR = "components"
-TRAITS_DIR = "traits"
-REVISION_TEMPLATE = "controllerrevision" + TEMPLATE_SUFFIX
 # Rendered results remembered per Renderer; a few KiB each, so at most ~1-2 MiB.
 DEFAULT_CACHE_SIZE = 256
-
-
-def default_templates_dir() -> Path:
-    """The built-in templates: the installed copy, else the source tree's templates/."""
-    package = Path(__file__).resolve().parent.parent
-    installed = package / "_data" / "templates"
-    if installed.is_dir():
-        return installed
-    return package.parent / "templates"
-
-
-def _tojson(value: Any) -> str:
-    # JSON is a subset of YAML flow syntax; ensure_ascii keeps odd characters escaped.
-    if isinstance(value, jinja2.Undefined):
-        # StrictUndefined raises its own clear "has no attribute" error when printed.
-        value = str(value)
-    try:
-        return json.dumps(plain(value), ensure_ascii=True)
-    except (TypeError, ValueError) as exc:
-        raise TemplateError(f"value cannot be written as JSON: {exc}") from None
-
-
-def _discover(dirs: list[Path], sub: str) -> frozenset[str]:
-    names: set[str] = set()
-    for base in dirs:
-        folder = base / sub
-        if folder.is_dir():
-            names.update(
-                p.name[: -len(TEMPLATE_SUFFIX)]
-                for p in folder.iterdir()
-                if p.is_file() and p.name.endswith(TEMPLATE_SUFFIX) and not p.name.startswith("_")
-            )
-    return frozenset(names)
-
-
-def _helpers(dirs: list[Path]) -> set[str]:
-    """Every other .j2 file under the template dirs, as loader names."""
-    return {
-        p.relative_to(base).as_posix() for base in dirs for p in base.rglob("*.j2") if p.is_file()
-    }
 
 
 class Renderer:
@@ -129,35 +91,10 @@ class Renderer:
             if default not in dirs:
                 dirs.append(default)
         self.templates_dirs: tuple[Path, ...] = tuple(dirs)
-        self.component_types: frozenset[str] = _discover(dirs, COMPONENTS_DIR)
-        self.trait_types: frozenset[str] = _discover(dirs, TRAITS_DIR)
-        env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-            # Compiled once: never stat or re-read a template (or an imported helper) later.
-            auto_reload=False,
-        )
-        env.filters["tojson"] = _tojson
-        self._env = env
-        names = [REVISION_TEMPLATE]
-        names += [f"{COMPONENTS_DIR}/{t}{TEMPLATE_SUFFIX}" for t in sorted(self.component_types)]
-        names += [f"{TRAITS_DIR}/{t}{TEMPLATE_SUFFIX}" for t in sorted(self.trait_types)]
-        # Helpers that templates import (e.g. _lib/pod.j2) are compiled up front too.
-        names += sorted(_helpers(dirs) - set(names))
-        self._templates: dict[str, jinja2.Template] = {}
-        for name in names:
-            try:
-                self._templates[name] = env.get_template(name)
-            except jinja2.TemplateNotFound:
-                raise TemplateError(
-                    f"template {name} not found in {', '.join(map(str, dirs))}"
-                ) from None
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(f"template {name}, line {exc.lineno}: {exc.message}") from None
+        compiled = TemplateSet.compile(dirs)
+        self.component_types: frozenset[str] = compiled.component_types
+        self.trait_types: frozenset[str] = compiled.trait_types
+        self._templates: dict[str, jinja2.Template] = compiled.templates
 
     # -- the generic step ---------------------------------------------------
 
@@ -432,92 +369,6 @@ class Renderer:
 
 
 # One encoder for every memo key: json.dumps with options builds a new one per call.
-_KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-_CHECK_ENCODER = json.JSONEncoder(separators=(",", ":"))
-
-
-class RenderMemo:
-    """A thread-safe LRU of rendered objects, keyed by template name and canonical context.
-
-    Values are stored as JSON text and decoded on every hit: each caller gets objects of
-    its own. Contexts or results that JSON cannot carry exactly are simply not memoized.
-    Failed renders are never stored, so errors are always raised afresh. Beside the
-    objects it keeps, under the same bound, the keys of component checks that rendered
-    fine (see Renderer.check_component); those hold no objects at all.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = max(0, size)
-        self.hits = 0
-        self.misses = 0
-        self._entries: OrderedDict[str, str] = OrderedDict()
-        self._checked: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def key(self, name: str, context: Mapping[str, Any]) -> str | None:
-        if not self.size:
-            return None
-        try:
-            # Context values went through plain(): string keys, so sorted JSON is canonical
-            # and tells 1 from 1.0, true and "1" apart.
-            return name + "\n" + _KEY_ENCODER.encode(context)
-        except (TypeError, ValueError):
-            return None
-
-    def get(self, key: str) -> list[dict[str, Any]] | None:
-        with self._lock:
-            text = self._entries.get(key)
-            if text is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-        docs: list[dict[str, Any]] = json.loads(text)
-        return docs
-
-    def put(self, key: str, docs: list[dict[str, Any]]) -> None:
-        try:
-            text = json.dumps(docs, separators=(",", ":"))
-        except (TypeError, ValueError):
-            return
-        # YAML can yield what JSON cannot carry (integer keys, dates): keep those uncached.
-        if json.loads(text) != docs:
-            return
-        with self._lock:
-            self._entries[key] = text
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    # Checks: which inputs rendered fine (nothing decoded, nothing handed out).
-
-    def check_key(self, inputs: list[Any]) -> str | None:
-        if not self.size:
-            return None
-        try:
-            # Unsorted is still exact: equal text means equal values in equal order.
-            return _CHECK_ENCODER.encode(inputs)
-        except (TypeError, ValueError):
-            return None
-
-    def rendered_ok(self, key: str) -> bool:
-        with self._lock:
-            if key not in self._checked:
-                return False
-            self._checked.move_to_end(key)
-            return True
-
-    def remember_ok(self, key: str) -> None:
-        with self._lock:
-            self._checked[key] = None
-            self._checked.move_to_end(key)
-            while len(self._checked) > self.size:
-                self._checked.popitem(last=False)
-
-
 def _unique(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Drop later objects with the same apiVersion, kind and name (a CloneSet serves
     every revision, and a Service is shared by all of them)."""
