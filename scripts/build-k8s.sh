@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build kube-apiserver and kube-controller-manager v1.20.2 from Debian's source package.
+# Build kube-apiserver and kube-controller-manager v1.20.2 from Debian's source package
+# (with --with-node also a real node's kubelet, kube-scheduler and the static pause).
 #
 # The slow path of the control-plane binary lookup (webhook/localcluster/tools.py), used only
 # when $KUBEBUILDER_ASSETS, the cache dir and ../shared/k8s all lack the binaries.
@@ -10,7 +11,9 @@
 #   3. downloads the `kubernetes` source package and unpacks its .orig.tar.gz;
 #   4. replaces vendor/github.com/modern-go/reflect2 (v1.0.1 crashes under Go >= 1.18)
 #      with Debian's 1.0.2 sources;
-#   5. runs make for the two commands, niced (6 min on an idle 2-core machine, 14 when busy);
+#   5. runs make for the two commands, niced (6 min on an idle 2-core machine, 14 when busy;
+#      --with-node adds cmd/kubelet and cmd/kube-scheduler, about 5 min more, and builds
+#      build/pause/linux/pause.c with gcc -static);
 #   6. checks that each binary runs and reports v1.20.2, then installs them into --out
 #      (atomically, by rename) with a SHA256SUMS file.
 # Idempotent: when --out already holds both binaries matching its SHA256SUMS it does
@@ -40,9 +43,10 @@ force=0
 
 usage() {
   cat <<USAGE
-usage: scripts/build-k8s.sh [--out DIR] [--workdir DIR] [--keep] [--force] [--dry-run]
+usage: scripts/build-k8s.sh [--out DIR] [--workdir DIR] [--with-node] [--keep] [--force] [--dry-run]
   --out DIR      where to install the binaries (default: $out)
   --workdir DIR  where to download and build (default: a new temp dir, removed afterwards)
+  --with-node    also build kubelet, kube-scheduler and pause (a real node, see realnode.py)
   --keep         keep the build workdir
   --force        build even if --out already holds binaries matching its SHA256SUMS
   --dry-run      print the commands without running them
@@ -56,6 +60,11 @@ while [ $# -gt 0 ]; do
     --workdir) [ $# -ge 2 ] || { echo "build-k8s: --workdir needs a directory" >&2; exit 2; }; workdir=$2; shift 2 ;;
     --workdir=*) workdir=${1#--workdir=}; shift ;;
     --keep) keep=1; shift ;;
+    --with-node)
+      WHAT="$WHAT cmd/kubelet cmd/kube-scheduler"
+      BINARIES+=(kubelet kube-scheduler pause)
+      PACKAGES+=(gcc libc6-dev)
+      shift ;;
     --force) force=1; shift ;;
     --dry-run) dry_run=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -82,7 +91,10 @@ as_root() {
 
 already_built() {
   [ -f "$out/SHA256SUMS" ] || return 1
-  for b in "${BINARIES[@]}"; do [ -x "$out/$b" ] || return 1; done
+  for b in "${BINARIES[@]}"; do
+    [ -x "$out/$b" ] || return 1
+    grep -qE "  $b\$" "$out/SHA256SUMS" || return 1
+  done
   (cd "$out" && sha256sum --quiet --check SHA256SUMS >/dev/null 2>&1)
 }
 
@@ -195,12 +207,16 @@ fi
 echo "+ cd $workdir/$SRC_DIR"
 if [ "$dry_run" = 0 ]; then cd "$workdir/$SRC_DIR"; fi
 run nice -n 10 make WHAT="$WHAT" KUBE_BUILD_PLATFORMS=linux/amd64 GOLDFLAGS="-s -w"
+if [[ " ${BINARIES[*]} " == *" pause "* ]]; then
+  # The pod sandbox's init: static, so it runs in an image holding nothing else.
+  run gcc -Os -static -o _output/bin/pause build/pause/linux/pause.c
+fi
 
 # 6. check, then install with sums; rename makes a reader never see half a binary.
 run mkdir -p "$out"
 for b in "${BINARIES[@]}"; do
-  echo "+ _output/bin/$b --version   # must say Kubernetes $K8S_VERSION"
-  if [ "$dry_run" = 0 ]; then
+  [ "$b" = pause ] || echo "+ _output/bin/$b --version   # must say Kubernetes $K8S_VERSION"
+  if [ "$dry_run" = 0 ] && [ "$b" != pause ]; then
     reported=$("_output/bin/$b" --version 2>&1 || true)
     if [ "$reported" != "Kubernetes $K8S_VERSION" ]; then
       echo "build-k8s: _output/bin/$b --version says '$reported', expected 'Kubernetes $K8S_VERSION'" >&2
@@ -210,8 +226,11 @@ for b in "${BINARIES[@]}"; do
   run install -m 0755 "_output/bin/$b" "$out/.$b.new"
   run mv -f "$out/.$b.new" "$out/$b"
 done
-echo "+ (cd $out && sha256sum ${BINARIES[*]} > SHA256SUMS)"
+echo "+ (cd $out && sha256sum <every binary there> > SHA256SUMS)"
 if [ "$dry_run" = 0 ]; then
-  (cd "$out" && sha256sum "${BINARIES[@]}" > .SHA256SUMS.new && mv -f .SHA256SUMS.new SHA256SUMS)
+  # Sums of all the binaries in --out: a control-plane build leaves a node build's alone.
+  (cd "$out" && present=() && for b in kube-apiserver kube-controller-manager kubelet \
+     kube-scheduler pause; do [ -x "$b" ] && present+=("$b"); done \
+   && sha256sum "${present[@]}" > .SHA256SUMS.new && mv -f .SHA256SUMS.new SHA256SUMS)
 fi
 echo "build-k8s: ${BINARIES[*]} installed in $out"

