@@ -5,6 +5,7 @@ Cluster fixtures start one real control plane per session (lazily, only when a t
 
 from tests.fixtures.cluster import (  # noqa: F401
     api_client,
+    bypassed_namespace,
     cluster,
     helm,
     kubectl,

@@ -116,6 +116,7 @@ def test_webhook_serves_on_the_port_its_probes_and_service_use() -> None:
                 "lease_namespace": m.NAMESPACE,
                 "lease_name": f"{m.RELEASE}-oam-rollout-controller",
                 "progress_deadline": 600,
+                "revision_history_limit": 10,
                 "health_bind": "0.0.0.0",
                 "health_port": 8080,
             },
@@ -126,11 +127,15 @@ def test_webhook_serves_on_the_port_its_probes_and_service_use() -> None:
         ),
         ({"controller": {"leaderElect": False}}, {"command": "controller", "leader_elect": False}),
         (
+            {"controller": {"revisionHistoryLimit": 3}},
+            {"command": "controller", "revision_history_limit": 3},
+        ),
+        (
             {"controller": {"watchNamespace": "team-a"}},
             {"command": "controller", "leader_elect": True, "namespace": "team-a"},
         ),
     ],
-    ids=["defaults", "no-deadline-other-port", "single-replica", "one-namespace"],
+    ids=["defaults", "no-deadline-other-port", "single-replica", "history", "one-namespace"],
 )
 def test_controller_container_args_parse_with_the_cli(
     values: dict[str, Any], expected: dict[str, Any]

@@ -28,6 +28,7 @@ CA = m.example_ca_bundle()
         ({"webhook": {"replica": 2}}, "replica"),
         ({"tolerations": {"key": "x"}}, "tolerations"),
         ({"controller": {"progressDeadlineSeconds": -1}}, "progressDeadlineSeconds"),
+        ({"controller": {"revisionHistoryLimit": -1}}, "revisionHistoryLimit"),
         ({"controller": {"healthPort": 0}}, "healthPort"),
     ],
     ids=lambda v: str(v) if isinstance(v, str) else None,

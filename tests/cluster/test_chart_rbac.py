@@ -78,6 +78,14 @@ def _can(kubectl: Any, account: str, verb: str, resource: str, namespace: str) -
         ("controller", "get", "secrets", "other", False),
         ("controller", "delete", "applications.core.oam.dev", "other", False),
         ("controller", "create", "pods", "other", False),
+        # controller.impersonate (on by default): users, groups and accounts, nothing more.
+        ("controller", "impersonate", "users", "other", True),
+        ("controller", "impersonate", "groups", "other", True),
+        ("controller", "impersonate", "serviceaccounts", "other", True),
+        ("controller", "impersonate", "userextras.authentication.k8s.io/scopes", "other",
+         False),
+        ("controller", "impersonate", "uids.authentication.k8s.io", "other", False),
+        ("webhook", "impersonate", "users", "other", False),
     ],
 )
 def test_each_component_may_do_its_job_and_no_more(

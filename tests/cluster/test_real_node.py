@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import json
+import pprint
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,19 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.apps import FIRST_DEPLOY, UPGRADE_PARTITION, spec_application, spec_text
+from tests.fixtures.apps import (
+    FIRST_DEPLOY,
+    UPGRADE_PARTITION,
+    application_of,
+    component_fields,
+    spec_application,
+    spec_text,
+)
 from tests.fixtures.chart import CHART_DIR
 from tests.fixtures.cluster import ToolRunner, make_runner, wait_for_default_service_account
 from tests.fixtures.polling import eventually
+from tests.fixtures.realnode import FIGURES, kill_containers, pod_logs
+from webhook.controller.reconcile import ANNOTATION_APPLIED_BY
 from webhook.core.labels import ROLLOUT_GROUP, ROLLOUT_PLURAL, ROLLOUT_SUCCEED, ROLLOUT_VERSION
 from webhook.localcluster import tools
 from webhook.localcluster.cluster import LocalCluster
@@ -39,6 +50,15 @@ RELEASE = "oam-rollout"
 RELEASE_NAMESPACE = "oam-system"
 APPS = "apps-on-real-nodes"
 INSTANCE = {"app.kubernetes.io/instance": RELEASE}
+# The controller's --lease-duration, which the chart leaves at its default: a silent
+# leader's lease is free this long after its last renewal.
+LEASE_SECONDS = 15.0
+# On top of the lease: the stand-by's next look (within a second of the lease running
+# out), a few API round trips and a busy 2-core machine.
+HANDOVER_MARGIN = 8.0
+# A released lease: the pod's SIGTERM reaching the leader and two round trips. Well
+# below the lease, so a hand-over that waited for the lease to run out fails.
+RELEASED_HANDOVER_SECONDS = 5.0
 
 
 def _free_cluster_ip(api: Any, cidr_prefix: str = "127.1.0.") -> str:
@@ -142,18 +162,22 @@ def test_bad_application_is_denied_by_the_pods_webhook_with_its_field_path(
     )
 
 
-def _rollout_status(api: Any) -> dict[str, Any]:
+def _rollout(api: Any, component: str = "express-server") -> dict[str, Any]:
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
     try:
-        rollout = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            ROLLOUT_GROUP, ROLLOUT_VERSION, APPS, ROLLOUT_PLURAL, "express-server")
+        rollout: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            ROLLOUT_GROUP, ROLLOUT_VERSION, APPS, ROLLOUT_PLURAL, component)
     except ApiException as exc:
         if exc.status == 404:
             return {}
         raise
-    return dict(rollout.get("status") or {})
+    return rollout
+
+
+def _rollout_status(api: Any, component: str = "express-server") -> dict[str, Any]:
+    return dict(_rollout(api, component).get("status") or {})
 
 
 def _ready_replicas(api: Any, name: str) -> tuple[int, int] | None:
@@ -183,30 +207,101 @@ def test_first_deploy_then_a_partitioned_upgrade_roll_out_through_the_pods(
                equals=((2, 2), (3, 3)), timeout=120, what="the partitioned upgrade")  # fmt: skip
 
 
-def test_controller_pods_elect_one_leader_and_the_other_takes_over_when_it_dies(
-    release: dict[str, Any],
+def _lease(api: Any) -> dict[str, Any]:
+    from kubernetes import client
+
+    raw = client.CoordinationV1Api(api).read_namespaced_lease(
+        f"{RELEASE}-controller", RELEASE_NAMESPACE, _preload_content=False)
+    spec: dict[str, Any] = json.loads(raw.data)["spec"]
+    return spec
+
+
+class HandOver:
+    """One leader hand-over, watched: the leader and the stand-by as they were before
+    the leader's pod went, and every Lease record seen after, for a failure's message."""
+
+    def __init__(self, release: dict[str, Any]) -> None:
+        self.api = release["api"]
+        self.nodes = release["nodes"]
+        # Both replicas up (a previous hand-over's replacement included) and one leading.
+        eventually(lambda: len([p for p in _pods(self.api, "controller") if _ready(p)]),
+                   equals=2, timeout=120, what="two ready controller pods")  # fmt: skip
+        pods = {p["metadata"]["name"]: p for p in _pods(self.api, "controller")}
+        self.leader: str = eventually(lambda: str(_lease(self.api).get("holderIdentity")),
+                                      until=lambda h: h in pods, timeout=60,
+                                      what="a controller pod holding the lease")  # fmt: skip
+        self.leader_pod = pods[self.leader]
+        (self.standby,) = set(pods) - {self.leader}
+        self.began = time.monotonic()
+        self.seen: list[tuple[float, dict[str, Any]]] = []
+
+    def holder(self) -> str:
+        spec = _lease(self.api)
+        if not self.seen or self.seen[-1][1] != spec:
+            self.seen.append((round(time.monotonic() - self.began, 1), spec))
+        return str(spec.get("holderIdentity"))
+
+    def diagnosis(self) -> str:
+        now = {p["metadata"]["name"] for p in _pods(self.api, "controller")}
+        return "\n".join([f"lease records seen (s after the leader went): "
+                          f"{pprint.pformat(self.seen)}",
+                          pod_logs(RELEASE_NAMESPACE, sorted(now | {self.leader,
+                                                                     self.standby})),
+                          self.nodes.diagnose()])  # fmt: skip
+
+    def stand_by_leads(self, within: float) -> float:
+        """Seconds until the stand-by of before holds the lease; NeverHappened after
+        ``within`` (the Deployment's replacement pod holding it instead fails it too)."""
+        eventually(self.holder, equals=self.standby, timeout=within, interval=0.1,
+                   what=f"the stand-by {self.standby} holding the lease after "
+                        f"{self.leader} went", context=self.diagnosis)  # fmt: skip
+        return time.monotonic() - self.began
+
+    def report(self, how: str, took: float) -> None:
+        FIGURES.append(f"the stand-by led {took:.1f} s after the leader's pod {how}")
+
+    def new_application_rolls_out(self, kube: dict[str, ToolRunner], name: str) -> None:
+        """The new leader acts: a new Application's Rollout, applied by it, succeeds."""
+        app = application_of(component_fields(name=name, externalRevision=f"{name}-v1"),
+                             name=name)  # fmt: skip
+        kube["kubectl"]("apply", "-n", APPS, "-f", "-", input=json.dumps(app))
+        rollout = eventually(lambda: _rollout(self.api, name),
+                             until=lambda r: (r.get("status") or {}).get("rollingState")
+                             == ROLLOUT_SUCCEED, timeout=120,
+                             what=f"the rollout of {name}", context=self.diagnosis)  # fmt: skip
+        assert rollout["metadata"]["annotations"][ANNOTATION_APPLIED_BY] == self.standby
+
+
+def test_controller_pods_elect_one_leader_and_the_stand_by_takes_over_when_its_pod_is_deleted(
+    release: dict[str, Any], kube: dict[str, ToolRunner]
 ) -> None:
     from kubernetes import client
 
-    api = release["api"]
-    leases = client.CoordinationV1Api(api)
-    name = f"{RELEASE}-controller"
-    names = {p["metadata"]["name"] for p in _pods(api, "controller")}
-    leader = eventually(lambda: leases.read_namespaced_lease(name, RELEASE_NAMESPACE)
-                        .spec.holder_identity, until=lambda h: h in names, timeout=60,
-                        what="a controller pod holding the lease")  # fmt: skip
-    client.CoreV1Api(api).delete_namespaced_pod(leader, RELEASE_NAMESPACE, grace_period_seconds=0)
-    # The lease lasts 15 s (the controller's default); after that a live controller pod
-    # takes it: the stand-by, or the replacement the Deployment starts meanwhile.
-    def holder_alive() -> tuple[str, bool]:
-        holder = leases.read_namespaced_lease(name, RELEASE_NAMESPACE).spec.holder_identity
-        alive = {p["metadata"]["name"] for p in _pods(api, "controller") if _ready(p)}
-        return str(holder), holder in alive and holder != leader
+    handover = HandOver(release)
+    client.CoreV1Api(handover.api).delete_namespaced_pod(handover.leader, RELEASE_NAMESPACE)
+    # The leader releases the lease on SIGTERM and the stand-by, watching it, takes it at
+    # once: long before the lease could run out, and before the replacement pod starts.
+    took = handover.stand_by_leads(within=RELEASED_HANDOVER_SECONDS)
+    handover.report("was deleted", took)
+    handover.new_application_rolls_out(kube, "after-release")
+    assert took < RELEASED_HANDOVER_SECONDS
 
-    successor = eventually(holder_alive, until=lambda seen: seen[1], timeout=45,
-                           what="another controller pod taking the lease",
-                           context=release["nodes"].diagnose)  # fmt: skip
-    assert successor[0] != leader
+
+def test_the_stand_by_takes_over_within_the_lease_when_the_leader_crashes(
+    release: dict[str, Any], kube: dict[str, ToolRunner]
+) -> None:
+    from kubernetes import client
+
+    handover = HandOver(release)
+    # SIGKILL: no release. The pod goes too, so the kubelet does not restart it (a
+    # restarted leader keeps its name and would take its lease back at once).
+    kill_containers(handover.nodes, handover.leader_pod)
+    client.CoreV1Api(handover.api).delete_namespaced_pod(handover.leader, RELEASE_NAMESPACE,
+                                                         grace_period_seconds=0)  # fmt: skip
+    took = handover.stand_by_leads(within=LEASE_SECONDS + HANDOVER_MARGIN)
+    handover.report("crashed (lease 15 s)", took)
+    handover.new_application_rolls_out(kube, "after-crash")
+    assert took < LEASE_SECONDS + HANDOVER_MARGIN
 
 
 def test_the_pods_service_account_is_refused_what_the_chart_does_not_grant(

@@ -54,7 +54,8 @@ def test_both_clients_read_the_same_observed_state(
         ("web-v2", 2, "h"),
     ]
     assert small.components == {
-        "web": ComponentObservation("web-v2", 3, 0, ROLLOUT_SUCCEED, "batchReady", "web-v2")
+        "web": ComponentObservation("web-v2", 3, 0, ROLLOUT_SUCCEED, "batchReady", "web-v2",
+                                    run_size=3)
     }
 
 

@@ -25,6 +25,7 @@ from tests.fixtures.machine import (
 )
 from webhook.controller.machine import (
     TRANSITIONS,
+    Condition,
     CreateWorkload,
     DeleteWorkload,
     EmitEvent,
@@ -279,6 +280,11 @@ ROW_CASES: dict[str, Observed] = {
                         (ready("v1", 0), ready("v2", 5))),
     "clean-up": Observed(plan("v2", 5, (2, 3)), settled_progress("v2", 5),
                          (ready("v1", 0), ready("v2", 5))),
+    "paused": Observed(plan("v2", 5, (2, 3), paused=True),
+                       in_run(ROLLING_IN_BATCHES, BATCH_READY), HALFWAY),
+    "resumed": Observed(plan("v2", 5, (2, 3)),
+                        in_run(ROLLING_IN_BATCHES, BATCH_READY,
+                               conditions=(Condition("Paused", "True", "Paused"),)), HALFWAY),
 }
 # Rows that only repair status and tell nobody.
 SILENT_ROWS = {"batch-clock"}

@@ -68,7 +68,8 @@ def test_an_invalid_application_prints_one_error_per_line_with_paths(
     assert err.splitlines() == [
         'spec.components[0].traits[0].properties.rolloutBatch: Unsupported value: "rolloutBatch": '
         'did you mean "rolloutBatches"? '
-        'supported values: "targetRevision", "targetSize", "rolloutBatches", "batchPartition"',
+        'supported values: "targetRevision", "targetSize", "rolloutBatches", "batchPartition",'
+        ' "paused"',
         "spec.components[0].traits[0].properties.targetSize: Invalid value: true:"
         " must be an integer, not boolean",
         "spec.components[0].traits[0].properties.rolloutBatches: Required value",

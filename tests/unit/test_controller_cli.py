@@ -22,8 +22,9 @@ def test_the_controller_options_parse_as_documented() -> None:
         (["--lease-duration", "5", "--renew-deadline", "5"],
          "--renew-deadline must be > 0 and below --lease-duration"),
         (["--workers", "0"], "--workers must be >= 1 and --resync >= 5"),
+        (["--revision-history-limit", "-1"], "--revision-history-limit must be >= 0"),
     ],
-    ids=["renew deadline not below the lease", "no workers"],
+    ids=["renew deadline not below the lease", "no workers", "negative history"],
 )
 def test_bad_controller_options_are_refused_in_one_line(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]

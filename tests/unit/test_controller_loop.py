@@ -60,6 +60,16 @@ def test_watch_events_map_to_the_reconciles_they_concern(
     assert keys_for(resource, watched) == keys
 
 
+def test_a_rolled_workload_deleted_concerns_its_application_too() -> None:
+    # The run that deleted it ended: revisions it ran may now be trimmed from the history.
+    rolled = obj("web-v1", {"app.oam.dev/component": "web"},
+                 annotations={ANNOTATION_ROLLED_BY: "web"})
+    feed = EventFeed(DEPLOYMENTS, WorkQueue())
+    feed.changed("DELETED", rolled)
+    assert [feed.queue.get() for _ in range(len(feed.queue))] == [
+        ("rollout", "ns", "web"), ("app", "ns", "shop")]
+
+
 @pytest.mark.parametrize(
     ("kind", "own", "keys"),
     [

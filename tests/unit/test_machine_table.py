@@ -2,7 +2,7 @@
 
 PRECEDENCE names every pair of rows that may hold in the same state. These tests check
 that the table's order agrees with it, and, over states reached by runs of generated
-specs (valid and invalid, interrupted, crashing, with and without a progress deadline),
+specs (valid and invalid, interrupted, crashing, paused, with and without a progress deadline),
 that no undeclared pair of rows ever holds at once.
 """
 
@@ -27,7 +27,7 @@ from webhook.controller.machine.table import MAX_STEPS, holding
 
 ROW_NAMES = [t.name for t in TRANSITIONS]
 # Rows after which decide() stops even though no workload changed.
-FINAL_ROWS = {"verification-failed", "progress-deadline"}
+FINAL_ROWS = {"verification-failed", "progress-deadline", "paused"}
 
 
 def test_precedence_names_only_rows_of_the_table() -> None:
@@ -74,6 +74,7 @@ class Change:
     decisions: int  # 0: until it settles
     stuck: bool  # the target's pods never get Ready
     deadline: int
+    paused: bool  # the plan holds the run before its next batch
 
 
 FLAWS = ["", "", "", "", "sum", "partition", "unknown target", "negative size"]
@@ -88,6 +89,7 @@ changes = st.builds(
     decisions=st.sampled_from([0, 2, 5, 12]),
     stuck=st.booleans(),
     deadline=st.sampled_from([0, 0, 3, 8]),
+    paused=st.sampled_from([False, False, True]),
 )
 
 
@@ -118,7 +120,8 @@ def test_no_two_rows_hold_at_once_in_a_reachable_state_unless_declared(
             partition = len(batches)
         elif change.flaw == "negative size":
             size = -1
-        current = plan(change.target, size, batches, partition, generation, kind)
+        current = plan(change.target, size, batches, partition, generation, kind,
+                       change.paused)
         known = change.flaw != "unknown target"
         for _ in range(change.decisions or 300):
             acted = world.step(current, known)

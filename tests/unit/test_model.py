@@ -251,6 +251,7 @@ def test_live_objects_become_observed_state() -> None:
         rolling_state="rolloutSucceed",
         batch_rolling_state="batchReady",
         rollout_target="express-server-v1",
+        run_size=5,
     )
 
 
@@ -294,7 +295,7 @@ def test_an_unknown_rollout_property_is_named_with_a_hint_for_typos(key: str, hi
     assert plan is None
     assert [str(e) for e in errors] == [
         f'properties.{key}: Unsupported value: "{key}": {hint}supported values: '
-        '"targetRevision", "targetSize", "rolloutBatches", "batchPartition"'
+        '"targetRevision", "targetSize", "rolloutBatches", "batchPartition", "paused"'
     ]
 
 

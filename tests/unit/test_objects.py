@@ -11,12 +11,13 @@ from webhook.controller.loop import keys_for
 from webhook.core.objects import (
     applications_of,
     component_observation,
+    controller_of,
     observed_state_from,
     observed_state_from_documents,
     owner_application,
     revision_record,
 )
-from webhook.core.state import ComponentObservation, RevisionRecord
+from webhook.core.state import ComponentObservation, OwnerRef, RevisionRecord, RunRecord
 from webhook.kube.client import ROLLOUTS
 
 APP_OWNER = {"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "name": "app",
@@ -59,6 +60,7 @@ def test_a_controller_revision_becomes_a_record_with_its_owner() -> None:
         spec_hash="h1",
         data={"name": "web", "type": "webservice"},
         owner="app",
+        owner_kind="Application",
     )
 
 
@@ -108,12 +110,14 @@ def test_a_revision_owner_is_its_controller_reference_only() -> None:
             {"lastTargetRevision": "web-v1", "rolloutTargetSize": 5,
              "rollingState": "rolloutSucceed", "currentBatch": 1,
              "batchRollingState": "batchReady"},
-            ComponentObservation("web-v1", 5, 1, "rolloutSucceed", "batchReady", "web-v1"),
+            ComponentObservation("web-v1", 5, 1, "rolloutSucceed", "batchReady", "web-v1",
+                                 run_size=5),
         ),
         (
             {"lastTargetRevision": "web-v1", "rolloutTargetSize": 5,
              "rollingState": "rollingInBatches", "currentBatch": 0},
-            ComponentObservation("web-v1", None, 0, "rollingInBatches", None, "web-v1"),
+            ComponentObservation("web-v1", None, 0, "rollingInBatches", None, "web-v1",
+                                 run_size=5),
         ),
         ({}, ComponentObservation(None, None, None, None, None, "web-v1")),
         (
@@ -132,6 +136,37 @@ def test_the_size_counts_only_once_a_rollout_has_succeeded(
     status: dict[str, Any], expected: ComponentObservation
 ) -> None:
     assert component_observation(rollout("web", status, targetRevisionName="web-v1")) == expected
+
+
+COMPLETE = {"type": "RolloutComplete", "status": "True", "reason": "Succeeded"}
+ROLLING = {"type": "RolloutComplete", "status": "False", "reason": "Rolling"}
+
+
+@pytest.mark.parametrize(
+    ("status", "run"),
+    [
+        ({"rollingState": "rolloutSucceed", "lastTargetRevision": "web-v1",
+          "rolloutTargetSize": 5, "conditions": [COMPLETE]},
+         RunRecord("rolloutSucceed", "web-v1", "", 5, 0, complete=True)),
+        ({"rollingState": "rollingInBatches", "lastTargetRevision": "web-v2",
+          "lastSourceRevision": "web-v1", "rolloutTargetSize": 5, "rolloutOriginalSize": 5,
+          "conditions": [ROLLING]},
+         RunRecord("rollingInBatches", "web-v2", "web-v1", 5, 5, complete=False)),
+        ({"rollingState": "rolloutFailed", "lastTargetRevision": "web-v1",
+          "rolloutTargetSize": 5, "conditions": [COMPLETE]},
+         RunRecord("rolloutFailed", "web-v1", "", 5, 0, complete=True)),
+        ({"rollingState": "rolloutSucceed", "lastTargetRevision": "web-v1",
+          "rolloutTargetSize": 5},
+         RunRecord("rolloutSucceed", "web-v1", "", 5, 0, complete=True)),
+        ({}, RunRecord()),
+    ],
+    ids=["finished", "parked mid-upgrade", "failed after it finished",
+         "finished without the condition", "no status"],
+)  # fmt: skip
+def test_the_latest_run_is_read_from_status_finished_or_not(
+    status: dict[str, Any], run: RunRecord
+) -> None:
+    assert component_observation(rollout("web", status)).last_run() == run
 
 
 # ---- owners -----------------------------------------------------------------------------
@@ -210,3 +245,24 @@ def test_documents_keep_every_rollout_and_the_files_order_and_skip_other_kinds()
     assert sorted(state.components) == ["other", "web"]
     assert state.component("web").current_size == 3
     assert state.namespace == "ns"
+    assert state.rollout_owners == {"web": OwnerRef("Application", "app"),
+                                    "other": OwnerRef("Application", "another-app")}
+
+
+def test_every_controlled_rollout_of_the_namespace_is_known_by_its_controller() -> None:
+    rollouts = [
+        rollout("web", {}),
+        rollout("other", {}, owner="another-app"),
+        {"metadata": {"name": "vela", "ownerReferences": [
+            {"kind": "AppRollout", "name": "r", "controller": True}]}},
+        {"metadata": {"name": "adopted", "ownerReferences": [
+            {**APP_OWNER, "controller": False}]}},
+        {"metadata": {"name": "labelled", "labels": {"app.oam.dev/name": "app"}}},
+    ]
+    state = observed_state_from("ns", "app", [], rollouts)
+    assert state.rollout_owners == {
+        "web": OwnerRef("Application", "app"),
+        "other": OwnerRef("Application", "another-app"),
+        "vela": OwnerRef("AppRollout", "r"),
+    }
+    assert controller_of(rollouts[3]) is None

@@ -36,7 +36,7 @@ REV = ResolvedRevision("web", "web-v3", 3, "0123456789abcdef", True)
 
 def test_component_and_trait_types_come_from_the_template_folders(renderer: Renderer) -> None:
     assert renderer.component_types == {"webservice", "worker", "cloneset"}
-    assert renderer.trait_types == {"rollout"}
+    assert renderer.trait_types == {"rollout", "scaler", "labels", "annotations"}
     assert (default_templates_dir() / "components" / "webservice.yaml.j2").is_file()
 
 
@@ -53,6 +53,7 @@ def test_a_controller_revision_records_the_component_spec(renderer: Renderer) ->
                 "app.oam.dev/component": "web",
                 "app.oam.dev/name": "shop",
                 "app.oam.dev/component-revision-hash": "0123456789abcdef",
+                "app.kubernetes.io/managed-by": "oam-rollout",
             },
             "ownerReferences": [OWNER],
         },
@@ -101,7 +102,8 @@ def test_a_rollout_is_named_after_its_component_and_aims_at_the_target(
         "metadata": {
             "name": "web",
             "namespace": "prod",
-            "labels": {"app.oam.dev/component": "web", "app.oam.dev/name": "shop"},
+            "labels": {"app.oam.dev/component": "web", "app.oam.dev/name": "shop",
+                       "app.kubernetes.io/managed-by": "oam-rollout"},
             "ownerReferences": [OWNER],
         },
         "spec": {"targetRevisionName": target, "componentName": "web", "rolloutPlan": plan},
@@ -149,10 +151,12 @@ def test_workloads_are_named_after_the_revision_except_the_in_place_cloneset(
         "app.oam.dev/name": "shop",
         "app.oam.dev/revision": "web-v3",
         "workload.oam.dev/type": ctype,
+        "app.kubernetes.io/managed-by": "oam-rollout",
     }
     assert workload["metadata"]["ownerReferences"] == [OWNER]
     assert workload["spec"]["replicas"] == 4
     assert workload["spec"]["selector"] == {"matchLabels": selector}
+    # Pod labels never change with the product's own metadata: a new one would re-roll pods.
     assert workload["spec"]["template"]["metadata"]["labels"] == {
         "app.oam.dev/component": "web",
         "app.oam.dev/revision": "web-v3",
@@ -225,6 +229,9 @@ def test_no_replicas_leaves_the_field_to_kubernetes(renderer: Renderer) -> None:
         "nginx # comment",
         "- a\n- b",
         "\u2028line\u2029sep'\"\\",
+        # Past U+FFFF: JSON escapes these as surrogate pairs, which YAML does not read.
+        "nginx\U0001F600",
+        "\\ud83d\\ude00 \U0010FFFF\x85",
     ],
 )
 def test_a_hostile_string_stays_one_value(renderer: Renderer, hostile: str) -> None:
@@ -265,7 +272,7 @@ def test_dropped_in_templates_add_types_next_to_the_built_in_ones(tmp_path: Path
     write(tmp_path, "traits/_helper.yaml.j2", "")
     renderer = Renderer(tmp_path)
     assert renderer.component_types == {"webservice", "worker", "cloneset", "task"}
-    assert renderer.trait_types == {"rollout"}
+    assert renderer.trait_types == {"rollout", "scaler", "labels", "annotations"}
     app = shop({"name": "job", "type": "task", "properties": {"image": "busybox"}})
     objects = renderer.render_application(app, ObservedState())
     assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [

@@ -5,13 +5,16 @@ by the product's own templates). The webhook judges the Application (webhook.adm
 .judge, and the AdmissionReview answer built from it), the CLI judges the same files, and
 the controller verifies the Rollout it would apply for each component, against the status
 the live Rollout carries. For the rollout rules they share (batch sums, the batchPartition
-range, targetSize, an unknown target revision) all three give the same FieldErrors: the
-same type and detail at the same field under their own base path (the trait's properties,
-the Rollout's spec.rolloutPlan); the webhook and the CLI also give the same warnings.
+range, targetSize and its int32 bound, an unknown target revision, where a run starts when
+a change meets a run in flight, a CloneSet upgrade that keeps its size) all three give the
+same FieldErrors: the same type and detail at the same field under their own base path
+(the trait's properties, the Rollout's spec.rolloutPlan); the webhook and the CLI also give
+the same warnings.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,7 @@ from webhook.controller.machine import (
     PLAN_PATH,
     TARGET_PATH,
     Observed,
+    Workload,
     decide,
     verification_errors,
 )
@@ -80,6 +84,24 @@ def live(*history: Mapping[str, Any], size: int) -> list[dict[str, Any]]:
     return docs + list(rollouts.values())
 
 
+def parked(docs: Sequence[Mapping[str, Any]], *, source: str, size: int,
+           original: int) -> list[dict[str, Any]]:
+    """``docs`` with the Rollout held after batch 0 of a run from ``source`` to the revision
+    it aims at (batchPartition 0), as the controller leaves it."""
+    out = [copy.deepcopy(dict(d)) for d in docs]
+    for doc in out:
+        if doc.get("kind") == ROLLOUT_KIND:
+            doc["status"] = {
+                "rollingState": "rollingInBatches", "batchRollingState": "batchReady",
+                "currentBatch": 0, "lastTargetRevision": doc["spec"]["targetRevisionName"],
+                "lastSourceRevision": source, "rolloutTargetSize": size,
+                "rolloutOriginalSize": original, "observedGeneration": 2,
+                "conditions": [{"type": "RolloutComplete", "status": "False",
+                                "reason": "Rolling"}],
+            }
+    return out
+
+
 def observed(docs: Sequence[Mapping[str, Any]], app_name: str) -> ObservedState:
     """What the webhook reads for ``app_name`` (a list of each kind, reduced)."""
     revisions = [d for d in docs if d.get("kind") == "ControllerRevision"]
@@ -94,13 +116,25 @@ class Case:
     # The shared rules' verdict, per component: (field under the base path, type, detail).
     errors: list[tuple[str, ErrorType, str]]
     warnings: list[str] = field(default_factory=list)
+    # What runs live, for the controller (the webhook never sees workloads).
+    workloads: tuple[Workload, ...] = ()
 
 
 P = "spec.components[0].traits[0].properties"
 INVALID, REQUIRED, NOT_FOUND = ErrorType.INVALID, ErrorType.REQUIRED, ErrorType.NOT_FOUND
+FORBIDDEN = ErrorType.FORBIDDEN
 V1_AT_5 = live(app(), size=5)
 V1_AT_7 = live(app(rollout=trait_plan(7, 2, 5)), size=7)
 ON_V2 = live(app(), app(**V2), size=5)
+# The spec's upgrade held after its first batch (batchPartition 0).
+MID_UPGRADE = parked(live(app(), app(**V2), size=5), source="express-server-v1", size=5,
+                     original=5)
+MID_UPGRADE_WORKLOADS = (Workload("express-server-v1", "express-server-v1", 3, 3, 3),
+                         Workload("express-server-v2", "express-server-v2", 2, 2, 2))
+CLONESET = {"type": "cloneset"}
+CLONESET_V1_AT_5 = live(app(**CLONESET), size=5)
+CLONESET_AT_5 = (Workload("express-server", "express-server-v1", 5, 5, 5, 5, 5, 0),)
+INT32_MAX = 2**31 - 1
 PARTITION_DETAIL = ("must be less than or equal to 1 (the index of the last of 2"
                     " rolloutBatches)")
 CORPUS = {
@@ -151,6 +185,40 @@ CORPUS = {
         [("rolloutBatches", INVALID,
           "batch replicas add up to 1; they must add up to targetSize 0")],
         [f"{P}.targetSize: 0 scales component 'express-server' to zero replicas"]),
+    "a new size mid-upgrade whose batches add up to the difference": Case(
+        app(rollout=trait_plan(7, 1, 1), **V2), MID_UPGRADE,
+        [("rolloutBatches", INVALID,
+          "batch replicas add up to 2; they must add up to targetSize 7; the rollout to"
+          " express-server-v2 has not finished, so this change rolls it again from"
+          " express-server-v1")], workloads=MID_UPGRADE_WORKLOADS),
+    "a new size mid-upgrade whose batches add up to the size": Case(
+        app(rollout=trait_plan(7, 3, 4), **V2), MID_UPGRADE, [],
+        workloads=MID_UPGRADE_WORKLOADS),
+    "new batches for the upgrade in flight": Case(
+        app(rollout=trait_plan(5, 1, 4), **V2), MID_UPGRADE, [],
+        workloads=MID_UPGRADE_WORKLOADS),
+    "new batches for the upgrade in flight that do not add up": Case(
+        app(rollout=trait_plan(5, 1, 1), **V2), MID_UPGRADE,
+        [("rolloutBatches", INVALID,
+          "batch replicas add up to 2; they must add up to targetSize 5")],
+        workloads=MID_UPGRADE_WORKLOADS),
+    "a CloneSet upgrade": Case(app(**CLONESET, **V2), CLONESET_V1_AT_5, [],
+                               workloads=CLONESET_AT_5),
+    "a CloneSet upgrade with a new size": Case(
+        app(**CLONESET, rollout=trait_plan(7, 3, 4), **V2), CLONESET_V1_AT_5,
+        [("targetSize", FORBIDDEN,
+          "a CloneSet is updated in place, so rolling it to express-server-v2 keeps its 5"
+          " replicas: roll express-server-v2 at 5 first, then change targetSize to 7")],
+        workloads=CLONESET_AT_5),
+    "a CloneSet scale": Case(
+        app(**CLONESET, rollout=trait_plan(7, 1, 1)), CLONESET_V1_AT_5, [],
+        workloads=CLONESET_AT_5),
+    "a target size past int32": Case(
+        app(rollout=trait_plan(INT32_MAX + 1, INT32_MAX, 1)), [],
+        [("targetSize", INVALID, f"must be less than or equal to {INT32_MAX}")]),
+    "a batch past int32": Case(
+        app(rollout=trait_plan(5, INT32_MAX + 1)), [],
+        [("rolloutBatches[0].replicas", INVALID, f"must be less than or equal to {INT32_MAX}")]),
     "a target revision that repeats externalRevision": Case(
         app(rollout=trait_plan(5, 2, 3, targetRevision="express-server-v1")), V1_AT_5, [],
         [f"{P}.targetRevision: equals externalRevision; leaving it out has the same effect"]),
@@ -222,7 +290,7 @@ def controller_verdicts(case: Case) -> list[list[FieldError]]:
         names = tuple(sorted({r.name for r in state.revisions_of(component.name)} | {rev.name}))
         known = plan.target_revision in names
         progress = progress_from(status)
-        obs = Observed(plan, progress, target_known=known,
+        obs = Observed(plan, progress, case.workloads, target_known=known,
                        known_revisions=() if known else names)
         found = verification_errors(obs, progress)
         decision = decide(obs)
@@ -276,3 +344,27 @@ def test_a_batch_of_no_replicas_is_refused_in_an_application_and_accepted_in_a_r
     assert [relative(e, trait_path(0)) for e in errors] == [
         ("rolloutBatches[0].replicas", INVALID, "must be greater than 0")]
     assert controller_verdicts(case) == [[]]
+
+
+def test_a_new_size_for_a_scale_in_flight_is_refused_by_the_webhook_the_controller_counts_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Held mid-scale of v1 from 5 to 9 ([2, 2]); the change asks for 8. The controller
+    # would start a scale from the 7 pods it counts; the webhook cannot count them, so it
+    # refuses rather than admit a plan it cannot check (and says how to go on).
+    scaling = parked(live(app(rollout=trait_plan(9, 2, 2)), size=9), source="express-server-v1",
+                     size=9, original=5)
+    detail = ("the scale of express-server-v1 to 9 replicas has not finished"
+              " (rollingInBatches), so the size a new scale would start from is not known:"
+              " keep targetSize 9 until it has (remove batchPartition to let it finish)")
+    case = Case(app(rollout=trait_plan(8, 1)), scaling, [("targetSize", FORBIDDEN, detail)],
+                workloads=(Workload("express-server-v1", "express-server-v1", 7, 7, 7),))
+    errors, _ = webhook_verdict(case)
+    assert [relative(e, trait_path(0)) for e in errors] == case.errors
+    assert cli_lines(case, tmp_path, capsys) == [str(e) for e in errors]
+    assert controller_verdicts(case) == [[]]
+    counted_wrong = Case(case.application, scaling, [], workloads=(
+        Workload("express-server-v1", "express-server-v1", 5, 5, 5),))
+    assert [[relative(e, PLAN_PATH) for e in v] for v in controller_verdicts(counted_wrong)] == [
+        [("rolloutBatches", INVALID,
+          "batch replicas add up to 1; scaling from 5 to 8 needs them to add up to 3")]]

@@ -11,7 +11,7 @@ from tests.fixtures.polling import eventually
 from tests.fixtures.watching import ScriptedApi
 from webhook.admission.statecache import StateCache
 from webhook.core.objects import observed_state_from
-from webhook.core.state import ObservedState
+from webhook.core.state import ObservedState, OwnerRef
 
 REVISIONS = "/apis/apps/v1/controllerrevisions"
 ROLLOUTS = "/apis/standard.oam.dev/v1alpha1/rollouts"
@@ -94,6 +94,26 @@ def test_watch_events_add_change_and_remove_entries(caches: list[StateCache]) ->
     api.send(REVISIONS, {"type": "DELETED", "object": revision("web-v2", "web", 2)})
     assert eventually(lambda: revisions_in(cache), equals=[("web-v1", 3)], timeout=5,
                       interval=0.01)
+
+
+def test_the_controller_of_a_rollout_is_looked_up_by_name_and_follows_the_watch(
+    caches: list[StateCache],
+) -> None:
+    api = ScriptedApi({REVISIONS: [], ROLLOUTS: [rollout("web", "other-app", "web-v1", 3)]})
+    cache = live_cache(api, caches)
+    state = cache.read("ns", "app")
+    assert state is not None
+    # Another Application's Rollout: not this app's component, but its name is taken.
+    assert state.components == {}
+    assert state.rollout_owners.get("web") == OwnerRef("Application", "other-app")
+    assert state.rollout_owners.get("db") is None
+    assert dict(state.rollout_owners) == {"web": OwnerRef("Application", "other-app")}
+    api.send(ROLLOUTS, {"type": "MODIFIED", "object": rollout("web", "app", "web-v1", 3)})
+    assert eventually(lambda: cache.read("ns", "app").rollout_owners.get("web"),  # type: ignore[union-attr]
+                      equals=OwnerRef("Application", "app"), timeout=5, interval=0.01)
+    api.send(ROLLOUTS, {"type": "DELETED", "object": rollout("web", "app", "web-v1", 3)})
+    eventually(lambda: "web" in cache.read("ns", "app").rollout_owners,  # type: ignore[union-attr]
+               equals=False, timeout=5, interval=0.01)
 
 
 def test_an_expired_resource_version_is_replaced_by_a_new_listing(

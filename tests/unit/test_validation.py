@@ -206,6 +206,12 @@ def test_valid_applications_pass_static_validation(raw: dict[str, Any]) -> None:
             [(f"{C0}.properties.env[0].name", INVALID)],
         ),
         (
+            "env names are not '.', '..' or '..'-prefixed (the API refuses them)",
+            app(component(properties={"image": "x", "env": [
+                {"name": "."}, {"name": ".."}, {"name": "..x"}, {"name": ".x"}]})),
+            [(f"{C0}.properties.env[{i}].name", INVALID) for i in range(3)],
+        ),
+        (
             "env names are required",
             app(component(properties={"image": "x", "env": [{"value": "v"}]})),
             [(f"{C0}.properties.env[0].name", REQUIRED)],
@@ -388,6 +394,13 @@ ONE_ONE = [{"replicas": 1}, {"replicas": 1}]
 ONE_THREE = [{"replicas": 1}, {"replicas": 3}]
 
 
+def v2_cloneset(**trait: Any) -> dict[str, Any]:
+    """The spec's upgrade to express-server-v2, of a cloneset component."""
+    return app(component(type="cloneset", externalRevision="express-server-v2",
+                         properties={"image": "stefanprodan/podinfo:5.0.2"},
+                         traits=[rollout(**trait)]))
+
+
 @pytest.mark.parametrize(
     ("step", "raw", "observed"),
     [
@@ -494,9 +507,117 @@ def test_check_scale_judges_a_plan_without_target_as_a_first_deploy() -> None:
     assert check_scale(PLAN_5_7, observation, PATH) == []
 
 
-def test_check_scale_skips_a_scale_in_flight_whose_starting_size_is_unknown() -> None:
+def test_check_scale_judges_a_new_size_for_a_run_in_flight_as_that_run_starting_over() -> None:
+    # Before: skipped (the size was unknown while rolling), and the controller then failed
+    # the run. An unfinished first deploy of v1 at a new size is a first deploy again.
     observation = ComponentObservation(current_revision="v1", rolling_state="rollingInBatches")
-    assert check_scale(PLAN_5_7, observation, PATH) == []
+    assert [(str(e.path), e.detail) for e in check_scale(PLAN_5_7, observation, PATH)] == [
+        ("properties.rolloutBatches",
+         "batch replicas add up to 2; they must add up to targetSize 7; the rollout to v1 has"
+         " not finished, so this change rolls it again from nothing")]
+
+
+# What the controller leaves while a run holds at batchPartition 0: mid-upgrade from v1 to
+# v2 at 5 ([2, 3]), mid-scale of v1 from 5 to 9 ([2, 2]), mid-first-deploy of v1 at 5.
+def parked(target: str, source: str, size: int, original: int) -> ComponentObservation:
+    return ComponentObservation(
+        current_revision=target, current_batch=0, rolling_state="rollingInBatches",
+        batch_rolling_state="batchReady", rollout_target=target, source_revision=source,
+        run_size=size, original_size=original,
+    )  # fmt: skip
+
+
+MID_UPGRADE = parked("express-server-v2", "express-server-v1", 5, 5)
+MID_SCALE = parked("express-server-v1", "express-server-v1", 9, 5)
+MID_DEPLOY = parked("express-server-v1", "", 5, 0)
+SETTLED_V1 = ComponentObservation("express-server-v1", 5, 1, "rolloutSucceed", "batchReady",
+                                  "express-server-v1", run_size=5, complete=True)
+
+
+def in_flight(observation: ComponentObservation, **changes: Any) -> dict[str, Any]:
+    """The spec's Application on the revision ``observation`` rolls, with ``changes``."""
+    revision = observation.current_revision or "express-server-v1"
+    image = V5["properties"]["image"] if revision.endswith("v2") else V4["properties"]["image"]
+    return app(component(externalRevision=revision, properties={"image": image},
+                         type=changes.pop("type", "webservice"), traits=[rollout(**changes)]))
+
+
+def state_of(observation: ComponentObservation) -> ObservedState:
+    from webhook.core.revisions import spec_hash
+
+    revisions = tuple(
+        RevisionRecord(f"express-server-v{n}", "express-server", n, spec_hash(spec), spec)
+        for n, spec in ((1, V4), (2, V5))
+    )
+    return ObservedState(revisions=revisions, components={"express-server": observation})
+
+
+def cloneset_state(observation: ComponentObservation) -> ObservedState:
+    from webhook.core.revisions import spec_hash
+
+    specs = [{**spec, "type": "cloneset"} for spec in (V4, V5)]
+    revisions = tuple(
+        RevisionRecord(f"express-server-v{n}", "express-server", n, spec_hash(spec), spec)
+        for n, spec in enumerate(specs, start=1)
+    )
+    return ObservedState(revisions=revisions, components={"express-server": observation})
+
+
+SEVEN_IN_TWO = [{"replicas": 3}, {"replicas": 4}]
+
+
+@pytest.mark.parametrize(
+    ("raw", "observed", "expected"),
+    [
+        # The issue's case: parked mid-upgrade, 5 -> 7 with batches for the difference.
+        (in_flight(MID_UPGRADE, targetSize=7, rolloutBatches=ONE_ONE), state_of(MID_UPGRADE),
+         [(f"{P0}.rolloutBatches", INVALID,
+           "batch replicas add up to 2; they must add up to targetSize 7; the rollout to"
+           " express-server-v2 has not finished, so this change rolls it again from"
+           " express-server-v1")]),
+        (in_flight(MID_UPGRADE, targetSize=7, rolloutBatches=SEVEN_IN_TWO),
+         state_of(MID_UPGRADE), []),
+        (in_flight(MID_UPGRADE, rolloutBatches=[*ONE_THREE, {"replicas": 1}]),
+         state_of(MID_UPGRADE), []),  # new batches for the same run
+        (in_flight(MID_SCALE, targetSize=7, rolloutBatches=[{"replicas": 2}]),
+         state_of(MID_SCALE),
+         [(f"{P0}.targetSize", FORBIDDEN,
+           "the scale of express-server-v1 to 9 replicas has not finished (rollingInBatches),"
+           " so the size a new scale would start from is not known: keep targetSize 9 until"
+           " it has (remove batchPartition to let it finish)")]),
+        (in_flight(MID_SCALE, targetSize=9, rolloutBatches=[{"replicas": 4}]),
+         state_of(MID_SCALE), []),  # the same scale, in one batch now
+        (in_flight(SETTLED_V1, type="cloneset", targetSize=7, rolloutBatches=ONE_ONE),
+         cloneset_state(SETTLED_V1), []),  # a CloneSet scales like any workload
+        (v2_cloneset(targetSize=7, rolloutBatches=SEVEN_IN_TWO), cloneset_state(SETTLED_V1),
+         [(f"{P0}.targetSize", FORBIDDEN,
+           "a CloneSet is updated in place, so rolling it to express-server-v2 keeps its 5"
+           " replicas: roll express-server-v2 at 5 first, then change targetSize to 7")]),
+        (v2_cloneset(), cloneset_state(SETTLED_V1), []),  # the spec's CloneSet upgrade
+        (v2_cloneset(), cloneset_state(MID_DEPLOY),
+         [(f"{P0}.targetSize", FORBIDDEN,
+           "a CloneSet is updated in place at the size it runs, and the unfinished rollout"
+           " to express-server-v1 leaves that size open: let it finish before rolling"
+           " express-server-v2")]),
+        (v2_cloneset(targetRevision="express-server-v1"),
+         cloneset_state(parked("express-server-v2", "express-server-v1", 5, 5)),
+         []),  # rolled back mid-upgrade: the CloneSet holds the run's 5 pods
+    ],
+    ids=["size changed mid-upgrade, batches for the difference",
+         "size changed mid-upgrade, batches for the size", "batches changed mid-upgrade",
+         "size changed mid-scale", "batches changed mid-scale", "CloneSet scale",
+         "CloneSet upgrade with a new size", "CloneSet upgrade",
+         "CloneSet upgrade over an unfinished first deploy", "CloneSet rolled back mid-upgrade"],
+)  # fmt: skip
+def test_a_change_to_a_run_in_flight_is_judged_by_the_run_the_controller_will_start(
+    raw: dict[str, Any], observed: ObservedState, expected: list[tuple[str, ErrorType, str]]
+) -> None:
+    parsed, shape = parse_application(raw)
+    assert parsed is not None and shape == []
+    resolved, errors = resolve_revisions(parsed, observed)
+    assert errors == []
+    errs = validate_against_state(parsed, observed, resolved)
+    assert [(str(e.path), e.type, e.detail) for e in errs] == expected
 
 
 @pytest.mark.parametrize(

@@ -8,21 +8,20 @@ state is looked up at most once, only when a decision needs it, and an ApiError
 while reading it becomes a 500-coded denial (never an allow). Judging = the core's
 static rules, the revision rules, the rules over live state, and rendering every
 template the change would apply. Mutation records the resolved revision of every
-component in one annotation and nothing else. It must not do I/O itself, must not
+component in one annotation, and who wrote the spec in another (never trusting a value
+the request brings), and nothing else. It must not do I/O itself, must not
 touch Flask, and must not raise on bad user input (only BadReview, for a body that is
 not an AdmissionReview).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import jsonpatch
-
+from webhook.admission.patches import annotation_patch, annotations_patch
 from webhook.admission.reviews import (
     BadReview,
     ReviewRequest,
@@ -33,7 +32,7 @@ from webhook.admission.reviews import (
 )
 from webhook.admission.reviews import invalid as invalid_review
 from webhook.core.errors import ApiError, FieldError, TemplateError, invalid
-from webhook.core.labels import ANNOTATION_REVISIONS, APP_KIND
+from webhook.core.labels import ANNOTATION_REQUESTER, ANNOTATION_REVISIONS, APP_KIND
 from webhook.core.model import (
     COMPONENTS_PATH,
     Application,
@@ -41,6 +40,9 @@ from webhook.core.model import (
     RolloutPlan,
     parse_application,
 )
+from webhook.core.names import ownership_errors, revision_name_errors
+from webhook.core.properties import DEFAULT_POLICY, ComponentPolicy
+from webhook.core.requester import encode_requester, requester_from_user_info
 from webhook.core.revisions import ResolvedRevision, resolve_revisions, target_revision_name
 from webhook.core.state import ObservedState
 from webhook.core.validation import validate_against_state, validate_static
@@ -119,13 +121,17 @@ def judge(
     observed: ObservedState | StateLookup,
     renderer: Renderer,
     old_object: Mapping[str, Any] | None = None,
+    *,
+    policy: ComponentPolicy = DEFAULT_POLICY,
 ) -> Verdict:
     """The verdict on one Application object: every field error and every warning.
 
     The one admission pipeline: the validating webhook answers with it, the
     ``validate`` CLI prints it. In order, each stage only when the one before found
     no error: the core's static rules (shape, names, types, trait properties), the
-    revision rules, the rules over live state (batch sums, scale, rollback), and
+    ownership of the component names (webhook.core.names), the revision rules (the
+    names a change creates among them), the rules over live state (batch sums, scale,
+    rollback, the run in flight), and
     rendering every object the change would apply (a template failure is an Invalid
     error at ``spec.components[i]``). Warnings: the static rules' always; the
     "probably not what you meant" ones (``suspicious``) only when admitted.
@@ -136,7 +142,9 @@ def judge(
     object of an UPDATE: when the spec is unchanged (metadata edits, finalizers) the
     state rules are skipped, since they judge transitions of the spec.
     """
-    result = validate_static(app_object, renderer.component_types, renderer.trait_types)
+    result = validate_static(
+        app_object, renderer.component_types, renderer.trait_types, policy
+    )
     warnings = list(result.warnings)
     app = result.app
     if not result.ok or app is None:
@@ -149,9 +157,14 @@ def judge(
         # Static rules passed, so every rollout trait parses: no need to parse plans here.
         wants_rollouts = any(c.rollout_trait() is not None for c in app.components)
         state = observed(app, rollouts=wants_rollouts)
+    # A component name another owner holds is refused before anything is judged against
+    # objects that are not this Application's.
+    errors = ownership_errors(app, state)
+    if errors:
+        return Verdict(errors, warnings)
     resolved, errors = resolve_revisions(app, state)
     if not errors:
-        errors = validate_against_state(app, state, resolved)
+        errors = revision_name_errors(app, resolved) + validate_against_state(app, state, resolved)
     plans = {c.name: c.rollout() for c in app.components}
     if not errors:
         errors = render_errors(app, resolved, renderer, plans)
@@ -166,12 +179,20 @@ def _same_spec(app_object: object, old_object: Mapping[str, Any] | None) -> bool
     return app_object.get("spec") == old_object.get("spec")
 
 
-def review(body: object, mode: Mode, read_state: StateReader, renderer: Renderer) -> dict[str, Any]:
+def review(
+    body: object,
+    mode: Mode,
+    read_state: StateReader,
+    renderer: Renderer,
+    *,
+    record_requester: bool = False,
+    policy: ComponentPolicy = DEFAULT_POLICY,
+) -> dict[str, Any]:
     """Answer one AdmissionReview body; BadReview if it is not one."""
     request = parse_review(body)
     if mode == "mutate":
-        return mutate(request, read_state, renderer)
-    return validate(request, read_state, renderer)
+        return mutate(request, read_state, renderer, record_requester=record_requester)
+    return validate(request, read_state, renderer, policy=policy)
 
 
 def _is_application_write(request: ReviewRequest) -> bool:
@@ -201,8 +222,15 @@ def _cluster_error(request: ReviewRequest, exc: ApiError) -> dict[str, Any]:
     )
 
 
-def validate(request: ReviewRequest, read_state: StateReader, renderer: Renderer) -> dict[str, Any]:
-    """The validating webhook's answer: ``judge`` wrapped into an AdmissionReview response."""
+def validate(
+    request: ReviewRequest,
+    read_state: StateReader,
+    renderer: Renderer,
+    *,
+    policy: ComponentPolicy = DEFAULT_POLICY,
+) -> dict[str, Any]:
+    """The validating webhook's answer: ``judge`` wrapped into an AdmissionReview response;
+    ``policy`` is the server's (--allow-host-path, --allow-expose-type)."""
     if not _is_application_write(request):
         return allowed(request)
 
@@ -211,7 +239,7 @@ def validate(request: ReviewRequest, read_state: StateReader, renderer: Renderer
 
     old = request.old_object if request.operation == "UPDATE" else None
     try:
-        verdict = judge(request.object, lookup, renderer, old)
+        verdict = judge(request.object, lookup, renderer, old, policy=policy)
     except ApiError as exc:
         return _cluster_error(request, exc)
     if verdict.errors:
@@ -239,7 +267,7 @@ def render_errors(
             continue
         plan = plans[component.name] if plans is not None else component.rollout()
         target = target_revision_name(component, revision)
-        replicas = plan.target_size if plan else None
+        replicas = plan.target_size if plan else component.scaled_replicas()
         try:
             renderer.check_component(
                 app, component, revision, target, replicas, with_rollout=plan is not None
@@ -283,70 +311,52 @@ def revisions_annotation(resolved: Mapping[str, ResolvedRevision]) -> str:
     return json.dumps(names, sort_keys=True, separators=(",", ":"))
 
 
-def annotation_patch(obj: Mapping[str, Any], value: str) -> list[dict[str, Any]]:
-    """The minimal JSONPatch that sets ANNOTATION_REVISIONS to ``value`` (empty if it is set)."""
-    metadata = obj.get("metadata")
-    if isinstance(metadata, dict):
-        annotations = metadata.get("annotations")
-        # The common shapes, written out: the same ops jsonpatch.make_patch finds by
-        # diffing deep copies, at a tenth of the cost.
-        if isinstance(annotations, dict):
-            current = annotations.get(ANNOTATION_REVISIONS, _ABSENT)
-            if current == value and isinstance(current, str):
-                return []
-            op = "add" if current is _ABSENT else "replace"
-            return [{"op": op, "path": _ANNOTATION_POINTER, "value": value}]
-        if "annotations" not in metadata:
-            return [
-                {
-                    "op": "add",
-                    "path": "/metadata/annotations",
-                    "value": {ANNOTATION_REVISIONS: value},
-                }
-            ]
-    return _diffed_annotation_patch(obj, value)
-
-
-_ABSENT = object()
-_ANNOTATION_POINTER = "/metadata/annotations/" + ANNOTATION_REVISIONS.replace("~", "~0").replace(
-    "/", "~1"
-)
-
-
-def _diffed_annotation_patch(obj: Mapping[str, Any], value: str) -> list[dict[str, Any]]:
-    """annotation_patch for odd shapes (no metadata object, annotations not an object)."""
-    metadata = obj.get("metadata")
-    before = {"metadata": metadata if isinstance(metadata, dict) else {}}
-    after = copy.deepcopy(before)
-    annotations = after["metadata"].get("annotations")
-    if not isinstance(annotations, dict):
-        annotations = after["metadata"]["annotations"] = {}
-    annotations[ANNOTATION_REVISIONS] = value
-    ops: list[dict[str, Any]] = jsonpatch.make_patch(before, after).patch
-    return ops
-
-
-def _previous_annotation(request: ReviewRequest) -> str | None:
+def _previous_annotation(request: ReviewRequest, key: str = ANNOTATION_REVISIONS) -> str | None:
     old = request.old_object or {}
     metadata = old.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    value = annotations.get(ANNOTATION_REVISIONS) if isinstance(annotations, dict) else None
+    value = annotations.get(key) if isinstance(annotations, dict) else None
     return value if isinstance(value, str) else None
 
 
-def mutate(request: ReviewRequest, read_state: StateReader, renderer: Renderer) -> dict[str, Any]:
-    """The mutating webhook's answer: at most one annotation, set or corrected."""
+def requester_value(request: ReviewRequest, record: bool) -> str | None:
+    """What ANNOTATION_REQUESTER must hold after this write (None: absent).
+
+    The value in the request is never looked at, so it cannot be forged: an UPDATE that
+    leaves spec alone (labels, annotations, finalizers, the controller's own writes)
+    keeps what the stored object holds; any other write names its sender when
+    ``record`` is on, and clears the annotation when it is off (so turning
+    impersonation on later never trusts a value nobody vouched for).
+    """
+    if _spec_unchanged(request):
+        return _previous_annotation(request, ANNOTATION_REQUESTER)
+    who = requester_from_user_info(request.user_info) if record else None
+    return encode_requester(who) if who is not None else None
+
+
+def mutate(
+    request: ReviewRequest,
+    read_state: StateReader,
+    renderer: Renderer,
+    *,
+    record_requester: bool = False,
+) -> dict[str, Any]:
+    """The mutating webhook's answer: the revisions annotation set or corrected, and the
+    requester annotation made what ``requester_value`` says (``record_requester``: the
+    server's --record-requester, on unless turned off)."""
     if not _is_application_write(request):
         return allowed(request)
     assert request.object is not None  # _is_application_write guarantees it
+    requester = {ANNOTATION_REQUESTER: requester_value(request, record_requester)}
     previous = _previous_annotation(request)
     if _spec_unchanged(request) and previous is not None:
         # Same spec, same revisions: carry the recorded names over without asking the cluster.
-        return patched(request, annotation_patch(request.object, previous))
+        wanted = {ANNOTATION_REVISIONS: previous, **requester}
+        return patched(request, annotations_patch(request.object, wanted))
     app, parse_errors = parse_application(request.object)
     if app is None or parse_errors:
-        # Invalid objects are left untouched: the validating webhook denies them with reasons.
-        return allowed(request)
+        # Invalid objects get no revisions: the validating webhook denies them with reasons.
+        return patched(request, annotations_patch(request.object, requester))
     try:
         # Naming revisions needs the revisions only, not the Rollouts.
         observed = read_state(_namespace(request, app), app.name, rollouts=False)
@@ -354,8 +364,9 @@ def mutate(request: ReviewRequest, read_state: StateReader, renderer: Renderer) 
         return _cluster_error(request, exc)
     resolved, errors = resolve_revisions(app, observed)
     if errors:
-        return allowed(request)
-    return patched(request, annotation_patch(request.object, revisions_annotation(resolved)))
+        return patched(request, annotations_patch(request.object, requester))
+    wanted = {ANNOTATION_REVISIONS: revisions_annotation(resolved), **requester}
+    return patched(request, annotations_patch(request.object, wanted))
 
 
 __all__ = [
@@ -366,9 +377,11 @@ __all__ = [
     "StateReader",
     "Verdict",
     "annotation_patch",
+    "annotations_patch",
     "judge",
     "mutate",
     "render_errors",
+    "requester_value",
     "review",
     "revisions_annotation",
     "suspicious",

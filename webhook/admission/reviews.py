@@ -44,6 +44,8 @@ class ReviewRequest:
     dry_run: bool = False
     object: Mapping[str, Any] | None = None
     old_object: Mapping[str, Any] | None = None
+    # Who sent the write, as the API server authenticated them (username, groups, ...).
+    user_info: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def kind_name(self) -> str:
@@ -83,7 +85,7 @@ def parse_review(body: object) -> ReviewRequest:
     for key in ("object", "oldObject"):
         if request.get(key) is not None and not isinstance(request.get(key), dict):
             raise BadReview(f"request.{key} is not an object")
-    for key in ("kind", "resource"):
+    for key in ("kind", "resource", "userInfo"):
         if request.get(key) is not None and not isinstance(request.get(key), dict):
             raise BadReview(f"request.{key} is not an object")
     for key in ("namespace", "name"):
@@ -100,6 +102,7 @@ def parse_review(body: object) -> ReviewRequest:
         dry_run=request.get("dryRun") is True,
         object=request.get("object"),
         old_object=request.get("oldObject"),
+        user_info=request.get("userInfo") or {},
     )
 
 

@@ -4,7 +4,9 @@ Holds ``StateCache``: two reflectors, one per resource, each fed by a
 webhook.kube.watching.ListWatch (list, watch from the listing's resourceVersion, list
 again after 410 Gone or any break). They cover the ControllerRevisions labelled with a
 component and the Rollouts of every namespace, stored as the reduced values decisions use,
-indexed by namespace. ``read`` answers only while every reflector it needs is live.
+indexed by namespace and name: whose a Rollout is (its controller) is looked up by name, so
+the ownership rule costs one lookup per component whatever the namespace holds. ``read``
+answers only while every reflector it needs is live.
 Otherwise it returns None, the caller reads the API directly, and a broken watch never
 serves old state. It must not take decisions and must not write to the cluster.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from webhook.core.labels import (
@@ -22,8 +24,13 @@ from webhook.core.labels import (
     ROLLOUT_PLURAL,
     ROLLOUT_VERSION,
 )
-from webhook.core.objects import applications_of, component_observation, revision_record
-from webhook.core.state import ComponentObservation, ObservedState, RevisionRecord
+from webhook.core.objects import (
+    applications_of,
+    component_observation,
+    controller_of,
+    revision_record,
+)
+from webhook.core.state import ComponentObservation, ObservedState, OwnerRef, RevisionRecord
 from webhook.kube.watching import ListWatch, WatchApi, WatchPolicy
 
 log = logging.getLogger("oam_rollout.webhook")
@@ -83,6 +90,11 @@ class Reflector(Generic[V]):
         with self._lock:
             return list(self._items.get(namespace, {}).values())
 
+    def get(self, namespace: str, name: str) -> V | None:
+        """The object named ``name`` in ``namespace``, by index."""
+        with self._lock:
+            return self._items.get(namespace, {}).get(name)
+
     # -- the WatchHandler the ListWatch calls --------------------------------------------
 
     def listed(self, items: list[dict[str, Any]]) -> None:
@@ -111,12 +123,41 @@ class Reflector(Generic[V]):
             items.setdefault(namespace, {})[name] = value
 
 
-# A Rollout as admission needs it: which Applications it belongs to, and what it observes.
-RolloutEntry = tuple[str, frozenset[str], ComponentObservation]
+# A Rollout as admission needs it: which Applications it belongs to, what it observes, and
+# its controller.
+RolloutEntry = tuple[str, frozenset[str], ComponentObservation, OwnerRef | None]
 
 
 def rollout_entry(obj: Mapping[str, Any]) -> RolloutEntry | None:
-    return str(_meta(obj).get("name", "")), applications_of(obj), component_observation(obj)
+    return (str(_meta(obj).get("name", "")), applications_of(obj), component_observation(obj),
+            controller_of(obj))
+
+
+class RolloutOwners(Mapping[str, OwnerRef]):
+    """{Rollout name: controller} for one namespace, answered from the reflector's index.
+
+    Lookups read the cache when they are made (a review makes one per component); iterating
+    walks the namespace and is for comparisons and debugging only.
+    """
+
+    def __init__(self, rollouts: Reflector[RolloutEntry], namespace: str) -> None:
+        self._rollouts = rollouts
+        self._namespace = namespace
+
+    def __getitem__(self, name: str) -> OwnerRef:
+        entry = self._rollouts.get(self._namespace, name)
+        if entry is None or entry[3] is None:
+            raise KeyError(name)
+        return entry[3]
+
+    def _owned(self) -> dict[str, OwnerRef]:
+        return {e[0]: e[3] for e in self._rollouts.values_in(self._namespace) if e[3] is not None}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._owned())
+
+    def __len__(self) -> int:
+        return len(self._owned())
 
 
 class StateCache:
@@ -154,10 +195,15 @@ class StateCache:
         components = (
             {
                 rollout: seen
-                for rollout, apps, seen in self.rollouts.values_in(namespace)
+                for rollout, apps, seen, _ in self.rollouts.values_in(namespace)
                 if name in apps
             }
             if rollouts
             else {}
         )
-        return ObservedState(namespace=namespace, revisions=records, components=components)
+        owners: Mapping[str, OwnerRef] = (
+            RolloutOwners(self.rollouts, namespace) if rollouts else {}
+        )
+        return ObservedState(
+            namespace=namespace, revisions=records, components=components, rollout_owners=owners
+        )

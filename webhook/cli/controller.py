@@ -53,11 +53,19 @@ def register(sub: Any) -> None:
     p.add_argument("--progress-deadline", type=int, default=600, metavar="SECONDS",
                    help="a batch whose pods are not Ready this long after it began fails "
                    "the rollout (rolloutFailed, no rollback); 0 waits forever (default 600)")
+    p.add_argument("--revision-history-limit", type=int, default=10, metavar="N",
+                   help="ControllerRevisions kept per component; older ones are deleted, never "
+                   "one in use (the target, the source, a targetRevision) (default 10)")
     p.add_argument("--health-bind", default="127.0.0.1", metavar="ADDR",
                    help="address of /healthz, /readyz and /metrics (default 127.0.0.1; "
                    "0.0.0.0 in a pod)")
     p.add_argument("--health-port", type=int, default=8080, metavar="PORT",
                    help="port of /healthz, /readyz and /metrics (default 8080; 0 disables)")
+    p.add_argument("--impersonate", action=argparse.BooleanOptionalAction, default=False,
+                   help="write each Application's workloads, Services and Rollouts as the "
+                   "user who last wrote its spec (recorded by the webhook), so that user's RBAC "
+                   "decides; a refused write fails the rollout loudly (default: off, the "
+                   "controller's own rights; see docs/security.md)")
     p.add_argument("--templates-dir", metavar="DIR", type=Path,
                    help="extra component and trait templates")
     p.add_argument("-v", "--verbose", action="store_true", help="log every reconcile")
@@ -85,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         print("oam-rollout controller: --progress-deadline must be >= 0 (0 waits forever)",
               file=sys.stderr)
         return 2
+    if args.revision_history_limit < 0:
+        print("oam-rollout controller: --revision-history-limit must be >= 0", file=sys.stderr)
+        return 2
     if not 0 <= args.health_port <= 65535:
         print("oam-rollout controller: --health-port must be between 0 (off) and 65535",
               file=sys.stderr)
@@ -108,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
             renew_seconds=args.renew_deadline, retry_seconds=args.retry_period)
     metrics = ControllerMetrics()
     reconciler = Reconciler(api, renderer, progress_deadline=args.progress_deadline,
-                            metrics=metrics, identity=identity)
+                            metrics=metrics, identity=identity, impersonate=args.impersonate,
+                            revision_history_limit=args.revision_history_limit)
     loop = ControllerLoop(api, reconciler, namespace=args.namespace, workers=args.workers,
                           resync_seconds=args.resync, elector=elector, metrics=metrics)
     health = None
@@ -127,13 +139,14 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         del signum, frame
         stopped.set()
-        loop.stop.set()
+        loop.halt()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if loop.start():
         print("oam-rollout controller: running", file=sys.stderr, flush=True)
         stopped.wait()
+    logging.getLogger("oam_rollout.controller").info("stopping")
     loop.shutdown()
     if health is not None:
         health.stop()

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from webhook.cli.policy import policy_from
 from webhook.cli.validate import (
     add_input_arguments,
     check_documents,
@@ -42,7 +43,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     docs, observed = read_inputs(args)
     renderer = make_renderer(args.templates_dir)
-    outcomes, notes = check_documents(docs, observed, renderer)
+    outcomes, notes = check_documents(docs, observed, renderer, policy_from(args))
     if not report(outcomes, notes, args.filename):
         return 1
     objects: list[dict[str, Any]] = []

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from webhook.cli.policy import add_policy_arguments, policy_from
 from webhook.core.documents import load_documents
 from webhook.core.errors import FieldError, InputError
 from webhook.core.labels import APP_KIND
 from webhook.core.model import Application
 from webhook.core.objects import observed_state_from_documents
+from webhook.core.properties import DEFAULT_POLICY, ComponentPolicy
 from webhook.core.state import EMPTY, ObservedState
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
         help="extra component and trait templates (DIR/components/*.yaml.j2, "
         "DIR/traits/*.yaml.j2); they override built-in ones of the same name",
     )
+    add_policy_arguments(p)
 
 
 def register(sub: Any) -> None:
@@ -118,7 +121,10 @@ class Outcome:
 
 
 def check_documents(
-    docs: list[object], observed: ObservedState, renderer: Renderer
+    docs: list[object],
+    observed: ObservedState,
+    renderer: Renderer,
+    policy: ComponentPolicy = DEFAULT_POLICY,
 ) -> tuple[list[Outcome], list[str]]:
     """Judge every Application among ``docs``; also return notes on skipped documents.
 
@@ -143,7 +149,7 @@ def check_documents(
         metadata = doc.get("metadata")
         name = metadata.get("name") if isinstance(metadata, Mapping) else None
         label = name if isinstance(name, str) and name else f"document {n}"
-        verdict = judge(doc, observed, renderer)
+        verdict = judge(doc, observed, renderer, policy=policy)
         outcomes.append(
             Outcome(label, verdict.app, tuple(verdict.errors), tuple(verdict.warnings))
         )
@@ -181,7 +187,9 @@ def read_inputs(args: argparse.Namespace) -> tuple[list[object], ObservedState]:
 
 def run(args: argparse.Namespace) -> int:
     docs, observed = read_inputs(args)
-    outcomes, notes = check_documents(docs, observed, make_renderer(args.templates_dir))
+    outcomes, notes = check_documents(
+        docs, observed, make_renderer(args.templates_dir), policy_from(args)
+    )
     if not report(outcomes, notes, args.filename):
         return 1
     if len(outcomes) == 1:

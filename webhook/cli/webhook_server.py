@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from webhook.cli.policy import add_policy_arguments, policy_from
+
 NAME = "webhook"
 
 # Longer than the apiserver's idle connection reuse (Go's default idle timeout is 90 s;
@@ -50,6 +52,15 @@ def register(sub: Any) -> None:
         metavar="N",
         help="rendered results each worker remembers (default 256; 0 turns the memo off)",
     )
+    p.add_argument(
+        "--no-record-requester",
+        dest="record_requester",
+        action="store_false",
+        help="do not record who wrote each Application's spec (the rollout.oam.dev/requester "
+        "annotation the controller's --impersonate acts as); a value a user supplies is "
+        "removed either way",
+    )
+    add_policy_arguments(p)
     p.add_argument(
         "--no-state-cache",
         action="store_true",
@@ -163,7 +174,9 @@ def serve(args: argparse.Namespace) -> int:
             cache.start()
             reader = metrics.layered_reader(cache.read, read_state)
         return create_app(
-            reader, renderer, metrics=metrics, ready=lambda: {"templates": True, "tls": tls.loaded}
+            reader, renderer, metrics=metrics, ready=lambda: {"templates": True, "tls": tls.loaded},
+            record_requester=args.record_requester,
+            policy=policy_from(args),
         )
 
     options = {

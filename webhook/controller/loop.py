@@ -25,6 +25,7 @@ from webhook.controller.lease import LeaderElector
 from webhook.controller.metrics import ControllerMetrics
 from webhook.controller.queue import Key, WorkQueue
 from webhook.controller.reconcile import ANNOTATION_ROLLED_BY, Reconciler
+from webhook.controller.views import blocked_components
 from webhook.core.errors import ApiError, OamRolloutError
 from webhook.core.labels import LABEL_COMPONENT, LABEL_CONTROLLER_COMPONENT
 from webhook.core.objects import owner_application
@@ -49,8 +50,8 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return meta if isinstance(meta, Mapping) else {}
 
 
-def keys_for(resource: Resource, obj: Mapping[str, Any]) -> list[Key]:
-    """Which reconciles an event on ``obj`` concerns."""
+def keys_for(resource: Resource, obj: Mapping[str, Any], deleted: bool = False) -> list[Key]:
+    """Which reconciles an event on ``obj`` concerns (``deleted``: the event says it went)."""
     meta = _meta(obj)
     ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     labels = meta.get("labels") or {}
@@ -58,6 +59,8 @@ def keys_for(resource: Resource, obj: Mapping[str, Any]) -> list[Key]:
     keys: list[Key] = []
     if resource is APPLICATIONS:
         keys.append(("app", ns, name))
+        # Rollouts waiting for rights wait for a change: one to their Application retries them.
+        keys.extend(("rollout", ns, component) for component in blocked_components(obj))
     elif resource is ROLLOUTS:
         keys.append(("rollout", ns, name))
         if app:
@@ -71,7 +74,8 @@ def keys_for(resource: Resource, obj: Mapping[str, Any]) -> list[Key]:
         if component:
             keys.append(("rollout", ns, str(component)))
             rolled = ANNOTATION_ROLLED_BY in (meta.get("annotations") or {})
-            if app and not rolled:
+            # A rolled workload gone ends a run: the revision it ran may now be trimmed.
+            if app and (not rolled or deleted):
                 keys.append(("app", ns, app))
     return keys
 
@@ -104,7 +108,7 @@ class EventFeed:
             self.on_event(self.resource, kind, obj)
         own = (self.resource is ROLLOUTS and kind == "MODIFIED" and self.own_write is not None
                and self.own_write(str(_meta(obj).get("resourceVersion"))))
-        for key in keys_for(self.resource, obj):
+        for key in keys_for(self.resource, obj, deleted=kind == "DELETED"):
             if own and key[0] == "rollout":
                 continue  # our own status write: decided already, nothing new to see
             self.queue.add(key)
@@ -230,17 +234,28 @@ class ControllerLoop:
         if wake is not None:
             self.queue.wake_after(key, wake)
 
+    def halt(self) -> None:
+        """Ask everything to stop (safe in a signal handler): a stand-by's wait for the
+        lease ends at once."""
+        self.stop.set()
+        if self.elector is not None:
+            self.elector.interrupt()
+
     def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop; wait up to ``timeout`` s in all for reconciles and a renewal under way,
+        then hand the lease over before anything else (a pod deleted with no grace has
+        2 s)."""
         self.stop.set()
         self.queue.close()
         for watcher in self.watchers.values():
             watcher.stop(timeout=0)  # end the reads waiting for events; the threads exit
+        deadline = self.clock() + timeout
         for thread in self.threads:
-            if thread.name.startswith("worker"):
-                thread.join(timeout)
-        if self.reconciler.events is not None:
-            self.reconciler.events.close()
+            if thread.name.startswith("worker") or thread.name == "lease":
+                thread.join(max(0.0, deadline - self.clock()))
         if self.elector is not None:
             self.elector.release()
+        if self.reconciler.events is not None:
+            self.reconciler.events.close()
         if self.metrics is not None:
             self.metrics.set_leader(False)

@@ -1,8 +1,17 @@
 """Read, decide, act: one Application or one Rollout per call, always from fresh reads.
 
-Holds Reconciler with ``application(ns, name)`` (ControllerRevisions, Rollouts or plain
-workloads, Application status) and ``rollout(ns, name)`` (reads the Rollout and its
-workloads, asks machine.decide, carries the actions out). It must not keep state between
+Holds Reconciler with ``application(ns, name)`` (one ApplicationPass: ControllerRevisions,
+Rollouts or plain workloads, the end of what the spec no longer implies, Application
+status; see applications.py) and ``rollout(ns, name)`` (reads the Rollout and its
+workloads, asks machine.decide, carries the actions out). A Rollout is driven only while
+its controller ownerReference is its Application (by UID) and the Application's component
+still has the rollout trait; only workloads the Application controls are seen or written,
+and a workload rendered over another owner's object, or a write the API refuses for good
+(400/403/404/409 after retries/422), fails the run loudly (machine.refuse) instead of
+retrying it hot. With ``impersonate`` it writes
+workloads, Services and Rollouts as the Application's recorded writer (writers.py): a
+refused write is reported (a condition and a Warning Event) and waits for a change, never
+retried hot. It must not keep state between
 calls (every call reads what it needs; a 409 surfaces as ApiError for the loop to retry)
 and must not hold decisions: those live in machine, views, core and render.
 """
@@ -11,52 +20,62 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from webhook.controller.applications import DEFAULT_REVISION_HISTORY, ApplicationPass
+from webhook.controller.guards import OwnershipConflict, check_writable
+from webhook.controller.inventory import (
+    ANNOTATION_ROLLED_BY,
+    CONFLICT_RETRIES,
+    is_ours,
+    live_object,
+    permanent,
+)
 from webhook.controller.machine import (
+    REASON_API_REFUSED,
+    REASON_OWNERSHIP,
     Action,
     CreateWorkload,
     DeleteWorkload,
     EmitEvent,
     Observed,
+    Progress,
     RetemplateWorkload,
     ScaleWorkload,
     SetPartition,
     UpdateStatus,
     WorkloadKind,
     decide,
+    refuse,
 )
 from webhook.controller.metrics import ControllerMetrics
 from webhook.controller.views import (
-    application_status,
     event_body,
     kind_of,
+    permitted_conditions,
     plan_from,
     progress_from,
-    rollout_failure,
-    service_health,
+    retemplate_body,
     status_from,
     workload_from,
 )
+from webhook.controller.writers import BLOCKED, denial, writer_for
 from webhook.core.errors import ApiError, OamRolloutError
 from webhook.core.labels import (
-    ANNOTATION_REVISIONS,
+    APP_KIND,
     LABEL_APP_NAME,
     LABEL_COMPONENT,
     LABEL_CONTROLLER_COMPONENT,
 )
-from webhook.core.model import Application, Component, parse_application
-from webhook.core.objects import observed_state_from, owner_application, revision_record
-from webhook.core.revisions import ResolvedRevision, resolve_revisions, target_revision_name
-from webhook.core.state import ObservedState
+from webhook.core.model import Application, parse_application
+from webhook.core.objects import controller_reference, revision_record
 from webhook.kube.client import (
     APPLICATIONS,
     CLONESETS,
@@ -65,14 +84,13 @@ from webhook.kube.client import (
     REVISIONS,
     ROLLOUTS,
     KubeApi,
+    Resource,
 )
 from webhook.render.renderer import Renderer
 
 log = logging.getLogger("oam_rollout.controller")
 
-# On workloads the Rollout drives: their changes concern the Rollout, not the Application
-# (whose health then follows the Rollout's status), which keeps app reconciles rare.
-ANNOTATION_ROLLED_BY = "rollout.oam.dev/rolled-by"
+__all__ = ["ANNOTATION_APPLIED_BY", "ANNOTATION_ROLLED_BY", "EventRecorder", "Reconciler"]
 # On every object the controller applies: the replica (its lease identity) that applied it
 # last. Applies share one fieldManager, so managedFields cannot name the replica.
 ANNOTATION_APPLIED_BY = "rollout.oam.dev/applied-by"
@@ -133,6 +151,11 @@ class Reconciler:
     # This replica's identity: on Events (reportingInstance), applied objects
     # (ANNOTATION_APPLIED_BY) and, through api.manager, in managedFields of plain writes.
     identity: str = ""
+    # Write workloads, Services and Rollouts as the Application's writer (--impersonate).
+    impersonate: bool = False
+    # ControllerRevisions kept per component (--revision-history-limit); those in use
+    # are always kept.
+    revision_history_limit: int = DEFAULT_REVISION_HISTORY
 
     def __post_init__(self) -> None:
         if self.events is None:
@@ -145,121 +168,30 @@ class Reconciler:
     # ---- Application ------------------------------------------------------------------
 
     def application(self, namespace: str, name: str) -> None:
-        raw = self.api.get(APPLICATIONS.path(namespace, name))
-        if raw is None or (raw.get("metadata") or {}).get("deletionTimestamp"):
-            return  # owned objects go with it (ownerReferences)
-        app, errs = parse_application(raw)
-        errors = [str(e) for e in errs]
-        services: list[dict[str, Any]] = []
-        failures: list[tuple[str, str, str]] = []
-        if app is not None and not errors:
-            try:
-                services, failures = self._apply_components(app)
-            except OamRolloutError as exc:
-                if isinstance(exc, ApiError) and exc.status in (0, 409, 429, 500, 503):
-                    raise  # transient: retried by the loop
-                errors.append(str(exc))
-        self._write_app_status(raw, services, errors, failures)
+        """One Application pass (see applications.py)."""
+        ApplicationPass(self.api, self.renderer, self.pool, self.now, self._writer,
+                        self._signed, self._event, self.revision_history_limit,
+                        self._forget_revision).run(namespace, name)
 
-    def _apply_components(self, app: Application
-                          ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
-        """Apply every component; its service entry, and (component, reason, message)
-        for each whose Rollout failed."""
-        observed = self._revisions_of(app)
-        resolved, errs = resolve_revisions(app, observed)
-        if errs:
-            raise OamRolloutError("; ".join(str(e) for e in errs))
-        resolved = self._prefer_annotated_names(app, resolved, observed.revisions)
-        services = []
-        failures = []
-        for component in app.components:
-            rev = resolved[component.name]
-            if rev.is_new or observed.revision_named(rev.name) is None:
-                self._create_revision(app, component, rev)
-            if component.rollout_trait() is not None:
-                live = self._apply_rollout(app, component, rev)
-                services.append(service_health(component.name, live, None))
-                failure = rollout_failure(live)
-                if failure is not None:
-                    failures.append((component.name, *failure))
-            else:
-                services.append(self._apply_plain(app, component, rev))
-        return services, failures
+    def _writer(self, app: Application) -> KubeApi:
+        """Who writes the app's workloads, Services and Rollouts (see writers.py)."""
+        return writer_for(self.api, app.annotations, self.impersonate)
 
-    def _revisions_of(self, app: Application) -> ObservedState:
-        """The ControllerRevisions of the app's components (not the whole namespace's:
-        listing every revision on every reconcile grows with the square of the apps)."""
-        names = sorted({c.name for c in app.components})
-        if not names:
-            return ObservedState(namespace=app.namespace)
-        selector = f"{LABEL_CONTROLLER_COMPONENT} in ({','.join(names)})"
-        items = self.api.list(REVISIONS.path(app.namespace), selector)
-        return observed_state_from(app.namespace, app.name, items, ())
+    def _warn(self, involved: Mapping[str, Any], reason: str, message: str) -> None:
+        assert self.events is not None
+        self.events.record(str((involved.get("metadata") or {}).get("namespace")),
+                           event_body(involved, EmitEvent("Warning", reason, message),
+                                      self.now(), self.identity))
 
-    @staticmethod
-    def _prefer_annotated_names(app: Application, resolved: dict[str, ResolvedRevision],
-                                existing: Any) -> dict[str, ResolvedRevision]:
-        """The webhook's names win for revisions still to create, so both agree on them."""
-        try:
-            named = json.loads(app.annotations.get(ANNOTATION_REVISIONS, "{}"))
-        except ValueError:
-            return resolved
-        if not isinstance(named, dict):
-            return resolved
-        taken = {r.name for r in existing}
-        out = dict(resolved)
-        for comp, rev in resolved.items():
-            wanted = named.get(comp)
-            if rev.is_new and isinstance(wanted, str) and wanted and wanted not in taken:
-                out[comp] = ResolvedRevision(comp, wanted, rev.number, rev.spec_hash, True)
-        return out
+    def _event(self, involved: Mapping[str, Any], type_: str, reason: str,
+               message: str) -> None:
+        assert self.events is not None
+        self.events.record(str((involved.get("metadata") or {}).get("namespace")),
+                           event_body(involved, EmitEvent(type_, reason, message),
+                                      self.now(), self.identity))
 
-    def _create_revision(self, app: Application, component: Component,
-                         rev: ResolvedRevision) -> None:
-        body = self.renderer.render_revision(app, component, rev)
-        try:
-            self.api.create(REVISIONS.path(app.namespace), body)
-            log.info("created ControllerRevision %s/%s", app.namespace, rev.name)
-        except ApiError as exc:
-            if exc.status != 409:  # already there: created by an earlier pass
-                raise
-
-    def _apply_rollout(self, app: Application, component: Component,
-                       rev: ResolvedRevision) -> dict[str, Any]:
-        """The component's Rollout, applied when it differs from the rendered one."""
-        wanted = self.renderer.render_rollout(app, component,
-                                              target_revision_name(component, rev))
-        live = self.api.get(ROLLOUTS.path(app.namespace, component.name))
-        if live is None or live.get("spec") != wanted.get("spec") or not _owned(live, wanted):
-            live = self.api.apply(self._signed(wanted))
-        return live
-
-    def _apply_plain(self, app: Application, component: Component,
-                     rev: ResolvedRevision) -> dict[str, Any]:
-        """A component without a rollout trait: its workload is applied as rendered."""
-        docs = self.renderer.render_workload(app, component.spec(), rev.name, None)
-        applied = [self.api.apply(self._signed(doc)) for doc in docs]
-        workload = applied[0]
-        if docs[0].get("kind") == "Deployment":
-            keep = (workload.get("metadata") or {}).get("name")
-            selector = f"{LABEL_COMPONENT}={component.name},{LABEL_APP_NAME}={app.name}"
-            for old in self.api.list(DEPLOYMENTS.path(app.namespace), selector):
-                old_name = (old.get("metadata") or {}).get("name")
-                if old_name != keep:
-                    self.api.delete(DEPLOYMENTS.path(app.namespace, old_name))
-        return service_health(component.name, None, workload)
-
-    def _write_app_status(self, raw: Mapping[str, Any], services: list[dict[str, Any]],
-                          errors: list[str], failures: list[tuple[str, str, str]]) -> None:
-        meta = raw.get("metadata") or {}
-        old = raw.get("status") or {}
-        new = application_status(old, int(meta.get("generation") or 1), services, errors,
-                                 self.now(), failures)
-        if new == old:
-            return
-        body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": new}
-        self.api.merge_patch(APPLICATIONS.path(meta.get("namespace"), meta.get("name"),
-                                               "status"), body)
+    def _forget_revision(self, namespace: str, name: str) -> None:
+        self.known_revisions.discard((namespace, name))
 
     # ---- Rollout ------------------------------------------------------------------------
 
@@ -271,9 +203,10 @@ class Reconciler:
             if self.metrics is not None:
                 self.metrics.rollout_gone((namespace, name))
             return None
-        app_name = owner_application(raw)
+        owner = controller_reference(raw, APP_KIND) or {}
+        app_name = str(owner.get("name") or "")
         if not app_name:
-            return None  # an orphan: nothing to render workloads from
+            return None  # not controlled by an Application: nothing to render workloads from
         spec = raw.get("spec") or {}
         component_name = str(spec.get("componentName") or name)
         target = str(spec.get("targetRevisionName") or "")
@@ -284,22 +217,38 @@ class Reconciler:
         known_read = self.pool.submit(self._revision_exists, namespace, target)
         app_raw = app_read.result()
         app = parse_application(app_raw)[0] if app_raw is not None else None
-        if app is None:
-            return None
+        if app is None or app.uid != owner.get("uid"):
+            return None  # its Application is gone (or is another one by the same name)
         component = app.component(component_name)
-        kind = kind_of(component.type if component else "")
+        if component is None or component.rollout_trait() is None:
+            return None  # stale: the Application pass deletes it before anything else
+        kind = kind_of(component.type)
         plan = plan_from(raw, kind)
         workloads = deploys_read.result()
         if kind is WorkloadKind.CLONESET:
             workloads = self._workloads(namespace, app.name, plan.component, kind)
+        # Only what the Application controls is rolled; anything else is never touched.
+        workloads = [w for w in workloads if is_ours(live_object(kind.value, w), app.uid)]
         known = known_read.result()
         observed = Observed(plan, progress_from(raw.get("status") or {}),
                             tuple(workload_from(w) for w in workloads), known,
                             self.now(), self.progress_deadline,
                             () if known else self._revision_names(namespace, plan.component))
         decision = decide(observed)
-        for action in decision.actions:
-            self._act(raw, app, plan.component, kind, action)
+        try:
+            refusal = self._carry_out(raw, app, plan.component, kind, decision.actions)
+        except BLOCKED as exc:
+            # Permanent until RBAC or the Application changes: recorded, not retried
+            # (an event on the Application retries it, see views.blocked_components).
+            if self._record_permitted(raw, decision.progress, denial(exc)):
+                self._warn(raw, *denial(exc))
+            return None
+        self._record_permitted(raw, decision.progress, None)
+        if refusal is not None:
+            # For good: the run fails loudly, once; a new spec generation retries it.
+            decision = refuse(replace(observed, progress=decision.progress), *refusal)
+            for action in decision.actions:
+                self._act(raw, app, plan.component, kind, action)
         if self.metrics is not None:
             wrote = any(not isinstance(a, UpdateStatus | EmitEvent) for a in decision.actions)
             self.metrics.rollout_seen((namespace, name), decision.progress.rolling_state,
@@ -309,6 +258,47 @@ class Reconciler:
                      ",".join(decision.steps), decision.progress.rolling_state,
                      decision.progress.batch_state, decision.progress.current_batch)
         return decision.wake_after
+
+    def _carry_out(self, rollout: dict[str, Any], app: Application, component: str,
+                   kind: WorkloadKind, actions: tuple[Action, ...]) -> tuple[str, str] | None:
+        """Carry a decision's actions out, in order; (reason, message) of the first
+        workload write that can never be made (the rest are not tried), else None.
+        Transient failures and BLOCKED raise."""
+        for action in actions:
+            for attempt in range(CONFLICT_RETRIES + 1):
+                try:
+                    self._act(rollout, app, component, kind, action)
+                    break
+                except BLOCKED:
+                    raise
+                except OwnershipConflict as exc:
+                    return REASON_OWNERSHIP, str(exc)
+                except ApiError as exc:
+                    if isinstance(action, UpdateStatus | EmitEvent):
+                        raise  # our own status write: a 409 is a stale read, decided again
+                    if exc.conflict and attempt < CONFLICT_RETRIES:
+                        continue
+                    creating = isinstance(action, CreateWorkload)
+                    if not permanent(exc.status, naming_existing=not creating):
+                        raise
+                    return REASON_API_REFUSED, str(exc)
+        return None
+
+    def _record_permitted(self, rollout: dict[str, Any], progress: Progress,
+                          denied: tuple[str, str] | None) -> bool:
+        """Set (``denied``) or clear the Rollout's Permitted condition; False when it
+        already said so (nothing written)."""
+        conditions = permitted_conditions(progress, denied, self.now())
+        if conditions is None:
+            return False
+        meta = rollout["metadata"]
+        body = {"metadata": {"resourceVersion": meta.get("resourceVersion")},
+                "status": {"conditions": conditions}}
+        updated = self.api.merge_patch(ROLLOUTS.path(meta.get("namespace"), meta["name"],
+                                                     "status"), body)
+        rollout["metadata"] = updated.get("metadata", meta)
+        self.own_writes.append(str(rollout["metadata"].get("resourceVersion")))
+        return True
 
     def _revision_exists(self, namespace: str, name: str) -> bool:
         """ControllerRevisions are immutable and only go with their Application, so one
@@ -356,6 +346,7 @@ class Reconciler:
             assert self.events is not None
             self.events.record(ns, event_body(rollout, action, self.now(), self.identity))
             return
+        writer = self._writer(app)
         if isinstance(action, CreateWorkload):
             docs = self._render(app, action.revision, action.replicas)
             docs[0].setdefault("metadata", {}).setdefault("annotations", {})[
@@ -364,24 +355,43 @@ class Reconciler:
                 docs[0].setdefault("spec", {})["updateStrategy"] = {
                     **(docs[0]["spec"].get("updateStrategy") or {}),
                     "partition": action.partition}
+            # Never over another owner's object: a forced apply would take it over.
+            check_writable(self.api, docs, app.uid)
             for doc in docs:
-                self.api.apply(self._signed(doc))
+                writer.apply(self._signed(doc))
         elif isinstance(action, RetemplateWorkload):
             doc = self._render(app, action.revision, action.replicas)[0]
-            spec = doc["spec"]
-            body = {"metadata": {"labels": doc["metadata"].get("labels", {})},
-                    "spec": {"replicas": action.replicas, "template": spec["template"],
-                             "updateStrategy": {**(spec.get("updateStrategy") or {}),
-                                                "partition": action.partition}}}
-            self.api.merge_patch(workloads.path(ns, action.name), body)
+            live = self.api.get(workloads.path(ns, action.name))
+            body = retemplate_body(live, doc, action.replicas, action.partition)
+            writer.merge_patch(workloads.path(ns, action.name), body)
         elif isinstance(action, ScaleWorkload):
-            self.api.merge_patch(workloads.path(ns, action.name),
-                                 {"spec": {"replicas": action.replicas}})
+            writer.merge_patch(workloads.path(ns, action.name),
+                               {"spec": {"replicas": action.replicas}})
         elif isinstance(action, SetPartition):
-            self.api.merge_patch(workloads.path(ns, action.name),
-                                 {"spec": {"updateStrategy": {"partition": action.partition}}})
+            writer.merge_patch(workloads.path(ns, action.name),
+                               {"spec": {"updateStrategy": {"partition": action.partition}}})
         elif isinstance(action, DeleteWorkload):
-            self.api.delete(workloads.path(ns, action.name))
+            self._delete_workload(app, component, workloads, action.name)
+
+    def _delete_workload(self, app: Application, component: str, workloads: Resource,
+                         name: str) -> None:
+        """Delete a workload of the run only if, read again now, it is the Application's
+        and the component is still rolled by this Rollout: a Rollout gone stale (its
+        trait removed) must never delete the plain workload that replaces its own."""
+        ns = app.namespace
+        live = self.api.get(workloads.path(ns, name))
+        if live is None:
+            return
+        current = self.api.get(APPLICATIONS.path(ns, app.name))
+        fresh = parse_application(current)[0] if current is not None else None
+        still = fresh.component(component) if fresh is not None else None
+        if (fresh is None or fresh.uid != app.uid or still is None
+                or still.rollout_trait() is None
+                or not is_ours(live_object("", live), app.uid)):
+            log.info("%s/%s: %s not deleted: no longer this Rollout's", ns, component, name)
+            return
+        uid = str((live.get("metadata") or {}).get("uid") or "") or None
+        self._writer(app).delete(workloads.path(ns, name), uid)
 
     def _signed(self, doc: dict[str, Any]) -> dict[str, Any]:
         """``doc`` annotated with this replica's identity (when it has one)."""
@@ -397,11 +407,3 @@ class Reconciler:
             raise OamRolloutError(f"ControllerRevision {revision} is gone")
         return self.renderer.render_workload(app, record.get("data") or {}, revision, replicas)
 
-
-def _owned(live: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """The live object carries the owner references and labels we render."""
-    lm, wm = live.get("metadata") or {}, wanted.get("metadata") or {}
-    labels = lm.get("labels") or {}
-    return all(labels.get(k) == v for k, v in (wm.get("labels") or {}).items()) and all(
-        any(r.get("uid") == w.get("uid") for r in lm.get("ownerReferences") or [])
-        for w in wm.get("ownerReferences") or [])

@@ -12,6 +12,7 @@ from typing import Any
 
 from webhook.controller.machine import (
     CONDITION_COMPLETE,
+    CONDITION_PAUSED,
     CONDITION_PROGRESSING,
     REASON_DEADLINE,
     Progress,
@@ -84,6 +85,19 @@ def deadline_line(p: Progress) -> str | None:
             f"(progress deadline {p.deadline_seconds}s)")
 
 
+def pause_line(paused: bool, p: Progress) -> str | None:
+    """Whether a paused plan holds the run, and where (the Paused condition's message)."""
+    cond = p.condition(CONDITION_PAUSED)
+    held = cond is not None and cond.status == "True"
+    if held and paused:
+        return f"    {cond.message if cond else 'paused'} (set paused: false to go on)"
+    if paused and p.rolling_state not in (ROLLOUT_SUCCEED, ROLLOUT_FAILED):
+        return "    paused: the batch in flight finishes, then the rollout holds"
+    if held:
+        return "    paused is off: the rollout goes on"
+    return None
+
+
 def _cell(value: Any) -> str:
     return "-" if value in (None, "") else str(value)
 
@@ -119,6 +133,9 @@ def format_status(app: Mapping[str, Any], rollouts: Mapping[str, Mapping[str, An
                    f"{p.current_batch}  replicas {p.original_size} -> {p.target_size}  "
                    f"upgraded {p.upgraded}  ready {p.upgraded_ready}")
         out.extend(batch_lines(rollout))
+        pause = pause_line(plan.paused, p)
+        if pause is not None:
+            out.append(pause)
         deadline = deadline_line(p)
         if deadline is not None:
             out.append(deadline)

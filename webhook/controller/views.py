@@ -1,9 +1,10 @@
 """Translations between API objects (plain dicts) and the state machine's values.
 
 Holds the pure readers (a Rollout into Plan and Progress, a Deployment or CloneSet into
-a Workload), the writers (Progress into a status body, an Event body) and the
-Application status rule (phase and services[] from the components' Rollouts and
-workloads). It must not do I/O or read clocks: ``now`` is passed in.
+a Workload), the writers (Progress into a status body, an Event body), the Application
+status rule (phase and services[] from the components' Rollouts and workloads) and the
+record of a blocked write (a Rollout's Permitted condition, the Applications whose
+Rollouts wait for rights). It must not do I/O or read clocks: ``now`` is passed in.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ from webhook.core.labels import BATCH_READY, LABEL_REVISION, ROLLOUT_FAILED
 
 PHASE_RUNNING = "running"
 PHASE_FAILED = "failed"
+
+# With impersonation, a Rollout whose workload write the Application's writer may not
+# make carries Permitted=False until a write succeeds (see webhook.controller.writers).
+CONDITION_PERMITTED = "Permitted"
+REASON_FORBIDDEN = "Forbidden"
+REASON_REQUESTER_UNKNOWN = "RequesterUnknown"
+BLOCKED_REASONS = frozenset({REASON_FORBIDDEN, REASON_REQUESTER_UNKNOWN})
 
 
 def _map(value: Any) -> Mapping[str, Any]:
@@ -61,6 +69,7 @@ def plan_from(rollout: Mapping[str, Any], kind: WorkloadKind) -> Plan:
         partition=_int(partition) if partition is not None else None,
         generation=_int(_map(rollout.get("metadata")).get("generation"), 1),
         kind=kind,
+        paused=plan.get("paused") is True,
     )
 
 
@@ -94,6 +103,36 @@ def _none_if_empty(text: str) -> str | None:
 
 def _drop_empty(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if v != ""}
+
+
+def replacing(old: Any, new: Any) -> Any:
+    """A merge-patch value that turns ``old`` into ``new``: what ``new`` holds, plus null for
+    every key of ``old`` that ``new`` lacks, at any depth (a merge patch keeps keys it does
+    not name, so a label, annotation or probe a new template drops would linger)."""
+    if not isinstance(new, Mapping):
+        return new
+    before = old if isinstance(old, Mapping) else {}
+    out = {k: replacing(before.get(k), v) for k, v in new.items()}
+    out.update({k: None for k in before if k not in new})
+    return out
+
+
+def retemplate_body(live: Mapping[str, Any] | None, doc: Mapping[str, Any], replicas: int,
+                    partition: int) -> dict[str, Any]:
+    """The merge patch that puts the rendered workload ``doc``'s labels, annotations and pod
+    template on the ``live`` CloneSet, at ``replicas``, pods held by ``partition``. The pod
+    template is replaced whole (replacing); the workload's own labels and annotations are
+    merged, as others (kubectl label) may have added some."""
+    live_spec = _map(_map(live).get("spec"))
+    meta, spec = _map(doc.get("metadata")), _map(doc.get("spec"))
+    metadata: dict[str, Any] = {"labels": dict(_map(meta.get("labels")))}
+    if meta.get("annotations"):
+        metadata["annotations"] = dict(_map(meta.get("annotations")))
+    return {"metadata": metadata,
+            "spec": {"replicas": replicas,
+                     "template": replacing(live_spec.get("template"), spec.get("template")),
+                     "updateStrategy": {**_map(spec.get("updateStrategy")),
+                                        "partition": partition}}}
 
 
 def status_from(p: Progress) -> dict[str, Any]:
@@ -170,6 +209,10 @@ def rollout_failure(rollout: Mapping[str, Any]) -> tuple[str, str] | None:
     """(reason, message) of a failed Rollout: the condition that failed it, not the
     RolloutComplete=False every unfinished run carries."""
     status = _map(rollout.get("status"))
+    for cond in map(_map, status.get("conditions") or []):
+        # A write it was refused stops a run in any state (it resumes once permitted).
+        if cond.get("type") == CONDITION_PERMITTED and cond.get("status") == "False":
+            return _str(cond.get("reason")) or REASON_FORBIDDEN, _str(cond.get("message"))
     if _str(status.get("rollingState")) != ROLLOUT_FAILED:
         return None
     failed = [_map(c) for c in status.get("conditions") or []
@@ -209,16 +252,20 @@ def service_health(component: str, rollout: Mapping[str, Any] | None,
 def application_status(old: Mapping[str, Any], generation: int,
                        services: Sequence[Mapping[str, Any]], errors: Sequence[str],
                        now: str,
-                       failures: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
+                       failures: Sequence[tuple[str, str, str]] = (),
+                       problems: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
     """Application status: phase, services and one Ready condition (its time kept if unchanged).
 
     ``failures`` are (component, reason, message) of failed Rollouts: the Ready condition
     then carries the first one's reason (e.g. ProgressDeadlineExceeded) and names every
-    one, so ``kubectl get app -o yaml`` says why the app is not ready.
+    one, so ``kubectl get app -o yaml`` says why the app is not ready. ``problems`` are
+    (component, reason, message) of components the controller could not carry out (an
+    object another owner controls, a write the API refused for good): like ``errors``
+    they fail the phase, with the first one's reason.
     """
-    ok = not errors
-    reason = "Reconciled" if ok else "ReconcileFailed"
-    message = "" if ok else "; ".join(errors)
+    ok = not errors and not problems
+    reason = "Reconciled" if ok else "ReconcileFailed" if errors else problems[0][1]
+    message = "; ".join([*errors, *(f"component {comp}: {why}" for comp, _, why in problems)])
     if ok and failures:
         reason = failures[0][1]
         message = "; ".join(f"rollout of {comp} failed: {why}" if why
@@ -239,3 +286,35 @@ def application_status(old: Mapping[str, Any], generation: int,
                                     "message": message, "lastTransitionTime": stamp})],
     })
     return status
+
+
+def permitted_conditions(p: Progress, denied: tuple[str, str] | None,
+                         now: str) -> list[dict[str, Any]] | None:
+    """The Rollout's conditions with Permitted=False (``denied``: reason, message), or
+    without Permitted (None); None when that is what they are already (so a refusal
+    seen again writes nothing and re-announces nothing)."""
+    current = p.condition(CONDITION_PERMITTED)
+    if denied is None and current is None:
+        return None
+    if (denied is not None and current is not None and current.status == "False"
+            and (current.reason, current.message) == denied):
+        return None
+    kept = [c for c in status_from(p)["conditions"] if c.get("type") != CONDITION_PERMITTED]
+    if denied is not None:
+        reason, message = denied
+        kept.append({"type": CONDITION_PERMITTED, "status": "False", "reason": reason,
+                     "message": message, "lastTransitionTime": now})
+    return kept
+
+
+def blocked_components(app: Mapping[str, Any]) -> list[str]:
+    """The components of an Application whose Ready condition says a write of a Rollout
+    was refused: an event on it (a touch after a grant) retries their Rollouts."""
+    status = _map(app.get("status"))
+    ready = next((_map(c) for c in status.get("conditions") or []
+                  if _map(c).get("type") == "Ready"), {})
+    if ready.get("status") != "False" or ready.get("reason") not in BLOCKED_REASONS:
+        return []
+    components = _map(app.get("spec")).get("components")
+    names = (_str(_map(c).get("name")) for c in components) if isinstance(components, list) else ()
+    return [name for name in names if name]

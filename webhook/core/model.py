@@ -1,11 +1,11 @@
 """The typed model of an OAM Application and of the objects that describe live state.
 
-Holds frozen dataclasses (Application, Component, Trait, RolloutPlan, RolloutBatch)
-and the parsers that build them from raw YAML/JSON values, collecting FieldErrors
-with exact paths. YAML text is loaded by webhook.core.documents, live objects
-(ControllerRevisions, Rollouts) are read by webhook.core.objects. It must not raise on
-bad user input, must not decide policy that needs live state (see validation), and
-must not do I/O.
+Holds frozen dataclasses (Application, Component, Trait; the rollout trait's RolloutPlan
+and RolloutBatch come from webhook.core.plans and are re-exported) and the parsers that
+build them from raw YAML/JSON values, collecting FieldErrors with exact paths. YAML
+text is loaded by webhook.core.documents, live objects (ControllerRevisions, Rollouts)
+are read by webhook.core.objects. It must not raise on bad user input, must not decide
+policy that needs live state (see validation), and must not do I/O.
 """
 
 from __future__ import annotations
@@ -16,44 +16,30 @@ from functools import cached_property
 from typing import Any
 
 from webhook.core import errors as fe
-from webhook.core import rules
 from webhook.core.errors import FieldError
-from webhook.core.labels import APP_API_VERSION, APP_KIND, ROLLOUT_TRAIT
+from webhook.core.labels import (
+    APP_API_VERSION,
+    APP_KIND,
+    POD_TRAITS,
+    ROLLOUT_TRAIT,
+    SCALER_TRAIT,
+)
 from webhook.core.paths import FieldPath
-from webhook.core.shapes import is_int, plain, unknown_field, wrong_type
 
-# The rollout trait's properties, as the spec's parameter table lists them.
-ROLLOUT_PROPERTIES = ("targetRevision", "targetSize", "rolloutBatches", "batchPartition")
-ROLLOUT_BATCH_PROPERTIES = ("replicas",)
+# The rollout trait's plan lives in webhook.core.plans; its names are re-exported here,
+# where the model's users have always imported them.
+from webhook.core.plans import ROLLOUT_BATCH_PROPERTIES as ROLLOUT_BATCH_PROPERTIES
+from webhook.core.plans import ROLLOUT_PROPERTIES as ROLLOUT_PROPERTIES
+from webhook.core.plans import RolloutBatch as RolloutBatch
+from webhook.core.plans import RolloutPlan as RolloutPlan
+from webhook.core.plans import parse_rollout_plan as parse_rollout_plan
+from webhook.core.shapes import is_int, plain, wrong_type
+from webhook.core.traits import scaler_replicas
 
 SPEC_PATH = FieldPath.root("spec")
 COMPONENTS_PATH = SPEC_PATH.child("components")
 # Where Component.rollout() parses its plan; its errors are dropped, so the path is nominal.
 ROLLOUT_PROPERTIES_PATH = FieldPath.root("properties")
-
-
-@dataclass(frozen=True)
-class RolloutBatch:
-    """One batch of a rollout plan: how many replicas it moves."""
-
-    replicas: int
-
-
-@dataclass(frozen=True)
-class RolloutPlan:
-    """The rollout trait's properties, parsed and range-checked."""
-
-    target_size: int
-    rollout_batches: tuple[RolloutBatch, ...]
-    batch_partition: int | None = None
-    target_revision: str | None = None
-
-    def replicas(self) -> tuple[int, ...]:
-        """Each batch's replicas, in order."""
-        return tuple(b.replicas for b in self.rollout_batches)
-
-    def batch_sum(self) -> int:
-        return sum(self.replicas())
 
 
 @dataclass(frozen=True)
@@ -74,6 +60,21 @@ class Component:
         """The first rollout trait (validation rejects a second one)."""
         return next((t for t in self.traits if t.type == ROLLOUT_TRAIT), None)
 
+    def scaler_trait(self) -> Trait | None:
+        """The first scaler trait (validation rejects a second one, and one beside rollout)."""
+        return next((t for t in self.traits if t.type == SCALER_TRAIT), None)
+
+    def scaled_replicas(self) -> int | None:
+        """The replicas the scaler trait sets; None without one (a rollout's targetSize, or
+        the Kubernetes default, decides)."""
+        trait = self.scaler_trait()
+        return scaler_replicas(trait.properties) if trait is not None else None
+
+    def pod_traits(self) -> tuple[Trait, ...]:
+        """The traits that land in the pod template (labels, annotations), in order: part
+        of the component's revision, so a change of them rolls out like any other."""
+        return tuple(t for t in self.traits if t.type in POD_TRAITS)
+
     def rollout(self) -> RolloutPlan | None:
         """The parsed rollout trait, if there is one and it is valid."""
         return self._rollout_plan
@@ -89,7 +90,10 @@ class Component:
         return None if errs else plan
 
     def spec(self) -> dict[str, Any]:
-        """The component spec a ControllerRevision stores as ``data`` (traits excluded)."""
+        """The component spec a ControllerRevision stores as ``data``: name, type,
+        properties, externalRevision, and the pod traits when there are any (the other
+        traits are not part of a revision). Without pod traits it is what it always was,
+        so existing revisions keep their hash and their workloads render the same."""
         out: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
@@ -97,6 +101,19 @@ class Component:
         }
         if self.external_revision is not None:
             out["externalRevision"] = self.external_revision
+        pod_traits = self.pod_traits()
+        if pod_traits:
+            out["traits"] = [
+                {"type": t.type, "properties": plain(t.properties)} for t in pod_traits
+            ]
+        return out
+
+    def revision_content(self) -> dict[str, Any]:
+        """What the revision hash covers: type, properties and the pod traits (if any)."""
+        out: dict[str, Any] = {"type": self.type, "properties": self.properties}
+        pod_traits = self.pod_traits()
+        if pod_traits:
+            out["traits"] = [{"type": t.type, "properties": t.properties} for t in pod_traits]
         return out
 
 
@@ -169,109 +186,6 @@ def _properties(
         return {}
     copied: Mapping[str, Any] = plain(value)
     return copied
-
-
-# ---------------------------------------------------------------------------
-# the rollout trait
-
-
-def parse_rollout_plan(
-    properties: Mapping[str, Any], path: FieldPath
-) -> tuple[RolloutPlan | None, list[FieldError]]:
-    """Parse and range-check the rollout trait's properties found at ``path``.
-
-    Checks everything that needs no live state: required fields, exact types and
-    unknown keys here, then the ranges of webhook.core.rules (targetSize >= 0, every
-    batch >= 1, batchPartition in range). The batch-sum rule needs live state: it is
-    applied by webhook.core.validation.
-    """
-    errs: list[FieldError] = []
-    if not isinstance(properties, Mapping):
-        return None, [wrong_type(path, properties, "an object")]
-    for key in properties:
-        if key not in ROLLOUT_PROPERTIES:
-            errs.append(unknown_field(path.child(str(key)), key, ROLLOUT_PROPERTIES))
-
-    target_revision = properties.get("targetRevision")
-    if target_revision is not None and (
-        not isinstance(target_revision, str) or not target_revision
-    ):
-        errs.append(wrong_type(path.child("targetRevision"), target_revision, "a non-empty string"))
-        target_revision = None
-
-    target_size = properties.get("targetSize")
-    size_ok = False
-    if target_size is None:
-        errs.append(fe.required(path.child("targetSize")))
-    elif not is_int(target_size):
-        errs.append(wrong_type(path.child("targetSize"), target_size, "an integer"))
-    else:
-        size_errs = rules.target_size_errors(target_size, path)
-        errs.extend(size_errs)
-        size_ok = not size_errs
-
-    batches: list[RolloutBatch] = []
-    batches_ok = False
-    raw_batches = properties.get("rolloutBatches")
-    bpath = path.child("rolloutBatches")
-    if raw_batches is None:
-        errs.append(fe.required(bpath))
-    elif not isinstance(raw_batches, list | tuple):
-        errs.append(wrong_type(bpath, raw_batches, "an array"))
-    elif not raw_batches:
-        errs.extend(rules.batch_count_errors(0, path))
-    else:
-        before = len(errs)
-        for i, raw_batch in enumerate(raw_batches):
-            batch = _parse_batch(raw_batch, path, i, errs)
-            if batch is not None:
-                batches.append(batch)
-        batches_ok = len(errs) == before
-
-    partition = properties.get("batchPartition")
-    ppath = path.child("batchPartition")
-    if partition is not None:
-        if not is_int(partition):
-            errs.append(wrong_type(ppath, partition, "an integer"))
-        else:
-            count = len(batches) if batches_ok else None
-            errs.extend(rules.partition_errors(partition, count, path))
-
-    if errs or not size_ok or not batches_ok:
-        return None, errs
-    assert is_int(target_size)
-    return (
-        RolloutPlan(
-            target_size=int(target_size),
-            rollout_batches=tuple(batches),
-            batch_partition=partition if is_int(partition) else None,
-            target_revision=target_revision,
-        ),
-        [],
-    )
-
-
-def _parse_batch(
-    raw: object, plan: FieldPath, index: int, errs: list[FieldError]
-) -> RolloutBatch | None:
-    path = plan.child("rolloutBatches").index(index)
-    if not isinstance(raw, Mapping):
-        errs.append(wrong_type(path, raw, "an object"))
-        return None
-    for key in raw:
-        if key not in ROLLOUT_BATCH_PROPERTIES:
-            errs.append(unknown_field(path.child(str(key)), key, ROLLOUT_BATCH_PROPERTIES))
-    replicas = raw.get("replicas")
-    rpath = path.child("replicas")
-    if replicas is None:
-        errs.append(fe.required(rpath))
-        return None
-    if not is_int(replicas):
-        errs.append(wrong_type(rpath, replicas, "an integer"))
-        return None
-    range_errs = rules.batch_replicas_errors(replicas, index, plan)
-    errs.extend(range_errs)
-    return None if range_errs else RolloutBatch(replicas=replicas)
 
 
 # ---------------------------------------------------------------------------

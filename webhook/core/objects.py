@@ -23,7 +23,11 @@ from webhook.core.labels import (
     ROLLOUT_SUCCEED,
 )
 from webhook.core.shapes import is_int, plain
-from webhook.core.state import ComponentObservation, ObservedState, RevisionRecord
+from webhook.core.state import ComponentObservation, ObservedState, OwnerRef, RevisionRecord
+
+# The Rollout condition the controller sets True when a run finishes (and keeps True
+# through a later failed verification of a new spec, until a new run starts).
+CONDITION_ROLLOUT_COMPLETE = "RolloutComplete"
 
 REVISION_KIND = "ControllerRevision"
 
@@ -82,6 +86,14 @@ def controller_reference(
     return None
 
 
+def controller_of(obj: Mapping[str, Any]) -> OwnerRef | None:
+    """Who manages ``obj``: its controller ownerReference, as kind and name."""
+    ref = controller_reference(obj)
+    if ref is None:
+        return None
+    return OwnerRef(str(ref.get("kind") or ""), str(ref.get("name") or ""))
+
+
 def owner_application(obj: Mapping[str, Any]) -> str | None:
     """The Application that controls ``obj``: its controller ownerReference, else the
     app.oam.dev/name label (objects a template labelled but did not own)."""
@@ -138,6 +150,7 @@ def revision_record(obj: Mapping[str, Any]) -> RevisionRecord | None:
         spec_hash=str(labels.get(LABEL_REVISION_HASH, "")),
         data=plain(data) if _is_mapping(data) else {},
         owner=str(owner.get("name", "")) if owner is not None else "",
+        owner_kind=str(owner.get("kind", "")) if owner is not None else "",
     )
 
 
@@ -151,13 +164,22 @@ def component_observation(rollout: Mapping[str, Any]) -> ComponentObservation:
     status = _mapping(rollout.get("status"))
     rolling_state = _text(status.get("rollingState"))
     settled = rolling_state == ROLLOUT_SUCCEED
+    size = _integer(status.get("rolloutTargetSize"))
+    complete = any(
+        _is_mapping(c) and c.get("type") == CONDITION_ROLLOUT_COMPLETE and c.get("status") == "True"
+        for c in _sequence(status.get("conditions"))
+    )
     return ComponentObservation(
         current_revision=_text(status.get("lastTargetRevision")),
-        current_size=_integer(status.get("rolloutTargetSize")) if settled else None,
+        current_size=size if settled else None,
         current_batch=_integer(status.get("currentBatch")),
         rolling_state=rolling_state,
         batch_rolling_state=_text(status.get("batchRollingState")),
         rollout_target=_text(spec.get("targetRevisionName")),
+        source_revision=_text(status.get("lastSourceRevision")),
+        run_size=size,
+        original_size=_integer(status.get("rolloutOriginalSize")),
+        complete=complete,
     )
 
 
@@ -183,15 +205,28 @@ def observed_state_from(
     """Reduce listed ControllerRevisions and Rollouts to the ObservedState of one Application.
 
     Every labelled revision of the namespace is kept (an externalRevision may collide with
-    another Application's); only the Rollouts that belong to ``app_name`` are kept.
+    another Application's); only the Rollouts that belong to ``app_name`` are kept, and
+    the controller of every Rollout that has one (whoever it is).
     """
     records = tuple(sorted(_records(revisions), key=lambda r: (r.component, r.number, r.name)))
+    listed = list(rollouts)
     components = {
         name: component_observation(ro)
-        for ro in rollouts
+        for ro in listed
         if (name := name_of(ro)) is not None and app_name in applications_of(ro)
     }
-    return ObservedState(namespace=namespace, revisions=records, components=components)
+    return ObservedState(namespace=namespace, revisions=records, components=components,
+                         rollout_owners=rollout_owners(listed))
+
+
+def rollout_owners(rollouts: Iterable[Mapping[str, Any]]) -> dict[str, OwnerRef]:
+    """{Rollout name: its controller} for every Rollout that has one."""
+    out: dict[str, OwnerRef] = {}
+    for ro in rollouts:
+        name, owner = name_of(ro), controller_of(ro)
+        if name is not None and owner is not None:
+            out[name] = owner
+    return out
 
 
 def observed_state_from_documents(docs: list[object], namespace: str = "default") -> ObservedState:
@@ -209,4 +244,6 @@ def observed_state_from_documents(docs: list[object], namespace: str = "default"
         name = name_of(doc)
         if doc.get("kind") == ROLLOUT_KIND and name is not None:
             components[name] = component_observation(doc)
-    return ObservedState(namespace=namespace, revisions=tuple(revisions), components=components)
+    owners = rollout_owners(doc for doc in objs if doc.get("kind") == ROLLOUT_KIND)
+    return ObservedState(namespace=namespace, revisions=tuple(revisions), components=components,
+                         rollout_owners=owners)

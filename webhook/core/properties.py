@@ -1,25 +1,79 @@
 """The properties of the built-in component types (webservice, worker, cloneset).
 
-Holds one checker per property kind (image, ports, env, quantities...) and
-BUILTIN_COMPONENT_PROPERTIES, the fields each built-in type's template understands, with
-``check_fields`` to apply them; webhook.core.validation calls it for every component of
-a built-in type. It must not know about traits or live state and must not do I/O.
+Holds BUILTIN_COMPONENT_PROPERTIES, the fields each built-in type's template understands
+(KubeVela's names, types and defaults at the release docs/parity.md pins), the rules
+across fields (port names and numbers unique), ComponentPolicy (what the chart lets
+Applications ask of the controller: hostPath volumes, NodePort / LoadBalancer Services)
+and ``property_errors``, which webhook.core.validation calls for every component of a
+built-in type. Every error carries its field path and every one is reported. It must not
+know about traits or live state and must not do I/O.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from webhook.core import errors as fe
+from webhook.core.checkers import (
+    DNS1123_LABEL,
+    PORT,
+    Fields,
+    boolean,
+    check_fields,
+    duplicates,
+    object_list,
+    one_of,
+    quantity,
+    string_list,
+)
 from webhook.core.errors import FieldError
 from webhook.core.paths import FieldPath
-from webhook.core.shapes import is_int, unknown_field, wrong_type
+from webhook.core.podfields import (
+    ENV,
+    HOST_ALIASES,
+    IMAGE_PULL_SECRETS,
+    LIVENESS_PROBE,
+    READINESS_PROBE,
+    VOLUME_MOUNTS,
+    annotations_map,
+    labels_map,
+)
+from webhook.core.shapes import wrong_type
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+__all__ = [
+    "BUILTIN_COMPONENT_PROPERTIES",
+    "DEFAULT_POLICY",
+    "DNS1123_LABEL",
+    "EXPOSE_TYPES",
+    "ComponentPolicy",
+    "check_fields",
+    "property_errors",
+]
 
-Checker = Callable[[Any, FieldPath], list[FieldError]]
+# Service types exposeType takes. KubeVela's ExternalName is left out: a Service of that
+# type needs spec.externalName, which the definition never sets, so the API refuses it.
+EXPOSE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+# Types that open the component beyond the cluster: only when the chart allows them.
+GATED_EXPOSE_TYPES = ("NodePort", "LoadBalancer")
+DEFAULT_EXPOSE_TYPE = "ClusterIP"
+
+
+@dataclass(frozen=True)
+class ComponentPolicy:
+    """What Applications may have the controller create with its own rights.
+
+    Anyone who may create an Application would otherwise get a host directory mounted
+    or a node port opened. The chart sets these (componentPolicy in values.yaml); the
+    webhook receives them as flags, and so do ``validate`` and ``render``.
+    """
+
+    allow_host_path: bool = False
+    expose_types: frozenset[str] = frozenset({DEFAULT_EXPOSE_TYPE})
+
+
+DEFAULT_POLICY = ComponentPolicy()
 
 
 def _image(value: Any, path: FieldPath) -> list[FieldError]:
@@ -30,83 +84,13 @@ def _image(value: Any, path: FieldPath) -> list[FieldError]:
     return []
 
 
-def _string_list(value: Any, path: FieldPath) -> list[FieldError]:
-    if not isinstance(value, list | tuple):
-        return [wrong_type(path, value, "an array of strings")]
-    return [
-        wrong_type(path.index(i), v, "a string")
-        for i, v in enumerate(value)
-        if not isinstance(v, str)
-    ]
-
-
-def _quantity(value: Any, path: FieldPath) -> list[FieldError]:
-    # Kubernetes quantities: "500m", "0.5", "128Mi"; a plain number is accepted too.
-    if (is_int(value) or isinstance(value, float)) and value > 0:
-        return []
-    if isinstance(value, str) and re.fullmatch(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?", value):
-        return []
-    return [fe.invalid(path, value, 'must be a quantity such as "500m", "0.5" or "128Mi"')]
-
-
-def _object_list(fields: Mapping[str, tuple[Checker, bool]]) -> Checker:
-    """A list of objects with the given fields (checker, required)."""
-
-    def check(value: Any, path: FieldPath) -> list[FieldError]:
-        if not isinstance(value, list | tuple):
-            return [wrong_type(path, value, "an array")]
-        errs: list[FieldError] = []
-        for i, item in enumerate(value):
-            ipath = path.index(i)
-            if not isinstance(item, Mapping):
-                errs.append(wrong_type(ipath, item, "an object"))
-                continue
-            errs.extend(check_fields(item, fields, ipath))
-        return errs
-
-    return check
-
-
-def check_fields(
-    obj: Mapping[str, Any], fields: Mapping[str, tuple[Checker, bool]], path: FieldPath
-) -> list[FieldError]:
-    errs: list[FieldError] = []
-    for key in obj:
-        if key not in fields:
-            errs.append(unknown_field(path.child(str(key)), key, tuple(fields)))
-    for key, (checker, is_required) in fields.items():
-        if obj.get(key) is None:
-            if is_required:
-                errs.append(fe.required(path.child(key)))
-            continue
-        errs.extend(checker(obj[key], path.child(key)))
-    return errs
-
-
-def _port(value: Any, path: FieldPath) -> list[FieldError]:
-    if not is_int(value):
-        return [wrong_type(path, value, "an integer")]
-    return [] if 1 <= value <= 65535 else [fe.invalid(path, value, "must be between 1 and 65535")]
-
-
-def _bool(value: Any, path: FieldPath) -> list[FieldError]:
-    return [] if isinstance(value, bool) else [wrong_type(path, value, "a boolean")]
-
-
-def _one_of(*allowed: str) -> Checker:
-    def check(value: Any, path: FieldPath) -> list[FieldError]:
-        return [] if value in allowed else [fe.unsupported(path, value, allowed)]
-
-    return check
-
-
 def _port_name(value: Any, path: FieldPath) -> list[FieldError]:
     # Kubernetes' IANA_SVC_NAME: a short label with a letter and no "--".
     if (
         isinstance(value, str)
         and len(value) <= 15
         and DNS1123_LABEL.fullmatch(value)
-        and re.search("[a-z]", value)
+        and any(c.isalpha() for c in value)
         and "--" not in value
     ):
         return []
@@ -120,46 +104,104 @@ def _port_name(value: Any, path: FieldPath) -> list[FieldError]:
     ]
 
 
-def _any_string(value: Any, path: FieldPath) -> list[FieldError]:
-    return [] if isinstance(value, str) else [wrong_type(path, value, "a string")]
+def port_name(port: Mapping[str, Any]) -> str:
+    """The name a port gets: its own, else KubeVela's ``port-<number>``."""
+    name = port.get("name")
+    return name if isinstance(name, str) else f"port-{port.get('port')}"
 
 
-def _env_name(value: Any, path: FieldPath) -> list[FieldError]:
-    # What the Kubernetes API accepts as an environment variable name.
-    if isinstance(value, str) and re.fullmatch(r"[-._a-zA-Z][-._a-zA-Z0-9]*", value):
-        return []
-    return [
-        fe.invalid(
-            path,
-            value,
-            "must consist of letters, digits, '_', '-' or '.', and must not start with a digit",
-        )
-    ]
+def _unique_ports(value: Mapping[str, Any], path: FieldPath) -> list[FieldError]:
+    """Port names (given or defaulted) and port/protocol pairs are unique: the container
+    and the Service both refuse a second one."""
+    ports = value["items"]
+    names = duplicates(
+        (path.index(i).child("name"), port_name(p)) for i, p in enumerate(ports)
+    )
+    numbers = duplicates(
+        (path.index(i).child("port"), f"{p['port']}/{p.get('protocol') or 'TCP'}")
+        for i, p in enumerate(ports)
+    )
+    return names + numbers
 
 
-_ENV = _object_list({"name": (_env_name, True), "value": (_any_string, False)})
-_PORTS = _object_list(
+_PORTS = object_list(
     {
-        "port": (_port, True),
+        "port": (PORT, True),
         "name": (_port_name, False),
-        "protocol": (_one_of("TCP", "UDP", "SCTP"), False),
-        "expose": (_bool, False),
-    }
+        "protocol": (one_of("TCP", "UDP", "SCTP"), False),
+        "expose": (boolean, False),
+    },
+    _unique_ports,
 )
-_COMMON: dict[str, tuple[Checker, bool]] = {
+
+# What every built-in type takes: the container and its pod.
+_POD: Fields = {
+    "labels": (labels_map, False),
+    "annotations": (annotations_map, False),
     "image": (_image, True),
-    "imagePullPolicy": (_one_of("Always", "IfNotPresent", "Never"), False),
-    "cmd": (_string_list, False),
-    "args": (_string_list, False),
-    "env": (_ENV, False),
-    "cpu": (_quantity, False),
-    "memory": (_quantity, False),
+    "imagePullPolicy": (one_of("Always", "IfNotPresent", "Never"), False),
+    "imagePullSecrets": (IMAGE_PULL_SECRETS, False),
+    "cmd": (string_list, False),
+    "args": (string_list, False),
+    "env": (ENV, False),
+    "cpu": (quantity, False),
+    "memory": (quantity, False),
+    "volumeMounts": (VOLUME_MOUNTS, False),
+    "livenessProbe": (LIVENESS_PROBE, False),
+    "readinessProbe": (READINESS_PROBE, False),
+    "hostAliases": (HOST_ALIASES, False),
 }
 
 # Properties the built-in component templates understand. Replicas are absent on
-# purpose: the rollout trait owns them. Types from user templates are not checked here.
-BUILTIN_COMPONENT_PROPERTIES: dict[str, dict[str, tuple[Checker, bool]]] = {
-    "webservice": {**_COMMON, "ports": (_PORTS, False)},
-    "worker": dict(_COMMON),
-    "cloneset": {**_COMMON, "ports": (_PORTS, False)},
+# purpose: the rollout trait (or the scaler trait) owns them. Types from user templates
+# are not checked here. docs/parity.md compares each with KubeVela's definitions.
+BUILTIN_COMPONENT_PROPERTIES: dict[str, Fields] = {
+    "webservice": {**_POD, "ports": (_PORTS, False), "exposeType": (one_of(*EXPOSE_TYPES), False)},
+    "worker": dict(_POD),
+    # The Kruise addon's CloneSet renders no Service: ports are the container's only.
+    "cloneset": {**_POD, "ports": (_PORTS, False)},
 }
+
+
+def property_errors(
+    component_type: str,
+    properties: Mapping[str, Any],
+    path: FieldPath,
+    policy: ComponentPolicy = DEFAULT_POLICY,
+) -> list[FieldError]:
+    """Every error in a built-in type's properties at ``path``; none for other types."""
+    fields = BUILTIN_COMPONENT_PROPERTIES.get(component_type)
+    if fields is None:
+        return []
+    return check_fields(properties, fields, path) + policy_errors(properties, path, policy)
+
+
+def policy_errors(
+    properties: Mapping[str, Any], path: FieldPath, policy: ComponentPolicy
+) -> list[FieldError]:
+    """hostPath volumes and NodePort / LoadBalancer exposure, unless ``policy`` allows them."""
+    errs: list[FieldError] = []
+    mounts = properties.get("volumeMounts")
+    host_paths = mounts.get("hostPath") if isinstance(mounts, Mapping) else None
+    if not policy.allow_host_path and isinstance(host_paths, list | tuple):
+        hpath = path.child("volumeMounts", "hostPath")
+        errs.extend(
+            fe.forbidden(
+                hpath.index(i),
+                "hostPath volumes are not allowed here: the controller would mount a"
+                " directory of the node for anyone who may create an Application"
+                " (the chart value componentPolicy.allowHostPath enables them)",
+            )
+            for i in range(len(host_paths))
+        )
+    expose = properties.get("exposeType")
+    if expose in GATED_EXPOSE_TYPES and expose not in policy.expose_types:
+        errs.append(
+            fe.forbidden(
+                path.child("exposeType"),
+                f"{expose} Services are not allowed here: they open the component outside"
+                " the cluster for anyone who may create an Application (the chart value"
+                " componentPolicy.exposeTypes enables them)",
+            )
+        )
+    return errs

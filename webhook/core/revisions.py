@@ -28,15 +28,19 @@ _CANONICAL_JSON = json.JSONEncoder(
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
-    """16 hex chars of sha256 over canonical JSON of the spec's type and properties.
+    """16 hex chars of sha256 over canonical JSON of the spec's type and properties, and
+    its pod traits (labels, annotations) when it has any.
 
-    Name, externalRevision and traits are left out on purpose: renaming a
-    revision or changing only the rollout plan is not a new version of the code.
+    Name, externalRevision and the other traits are left out on purpose: renaming a
+    revision or changing only the rollout plan is not a new version of the code. A spec
+    without pod traits hashes as it always did, so no existing revision changes.
     """
     content = {
         "type": plain(spec.get("type", "")),
         "properties": plain(spec.get("properties") or {}),
     }
+    if spec.get("traits"):
+        content["traits"] = plain(spec["traits"])
     canonical = _CANONICAL_JSON.encode(content)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
@@ -64,8 +68,8 @@ def resolve_revision(
     ``path`` is the component's path; errors point at its ``externalRevision``. With
     ``app_name``, revisions another Application owns are never reused, only avoided.
     """
-    # Only type and properties are hashed: no need for spec()'s full copy.
-    digest = spec_hash({"type": component.type, "properties": component.properties})
+    # Only type, properties and pod traits are hashed: no need for spec()'s full copy.
+    digest = spec_hash(component.revision_content())
 
     def ours(r: RevisionRecord) -> bool:
         return app_name is None or r.owner in ("", app_name)

@@ -15,7 +15,12 @@ from dataclasses import dataclass, replace
 from webhook.core import errors as fe
 from webhook.core import rules
 from webhook.core.errors import FieldError
-from webhook.core.labels import ROLLING_IN_BATCHES, ROLLOUT_TRAIT, ROLLOUT_WORKLOAD_TYPES
+from webhook.core.labels import (
+    IN_PLACE_TYPES,
+    ROLLING_IN_BATCHES,
+    ROLLOUT_TRAIT,
+    ROLLOUT_WORKLOAD_TYPES,
+)
 from webhook.core.model import (
     COMPONENTS_PATH,
     Application,
@@ -24,11 +29,18 @@ from webhook.core.model import (
     parse_application_lenient,
     parse_rollout_plan,
 )
+from webhook.core.names import application_name_errors, component_name_errors
 from webhook.core.paths import FieldPath
-from webhook.core.properties import BUILTIN_COMPONENT_PROPERTIES, DNS1123_LABEL, check_fields
+from webhook.core.properties import (
+    DEFAULT_POLICY,
+    DNS1123_LABEL,
+    ComponentPolicy,
+    property_errors,
+)
 from webhook.core.revisions import ResolvedRevision
 from webhook.core.shapes import unknown_field
 from webhook.core.state import ComponentObservation, ObservedState
+from webhook.core.traits import conflict_errors, trait_errors
 
 DNS1123_LABEL_MAX = 63
 # Room for "-v<N>" up to N = 9999, so generated revision names stay valid label values.
@@ -53,26 +65,35 @@ class ValidationResult:
 
 
 def validate_static(
-    raw: object, component_types: Collection[str], trait_types: Collection[str]
+    raw: object,
+    component_types: Collection[str],
+    trait_types: Collection[str],
+    policy: ComponentPolicy = DEFAULT_POLICY,
 ) -> ValidationResult:
     """Every rule that needs no live state, over a raw Application object.
 
     The batch-sum rule is not here: whether batches must add up to targetSize or
-    to a size delta depends on what is live (see validate_against_state).
+    to a size delta depends on what is live (see validate_against_state). ``policy``
+    says which hostPath volumes and Service types the built-in types may ask for.
     """
     app, errs = parse_application_lenient(raw)
     warnings: list[str] = []
     if app is None:
         return ValidationResult(None, tuple(errs), ())
+    errs.extend(application_name_errors(app.name))
     seen: dict[str, int] = {}
     for i, component in enumerate(app.components):
         cpath = COMPONENTS_PATH.index(i)
         errs.extend(_check_component_names(component, cpath, seen, i))
+        errs.extend(component_name_errors(component, cpath))
         if component.type and component.type not in component_types:
             errs.append(unknown_field(cpath.child("type"), component.type, sorted(component_types)))
-        rules = BUILTIN_COMPONENT_PROPERTIES.get(component.type)
-        if rules is not None and component.type in component_types:
-            errs.extend(check_fields(component.properties, rules, cpath.child("properties")))
+        if component.type in component_types:
+            errs.extend(
+                property_errors(
+                    component.type, component.properties, cpath.child("properties"), policy
+                )
+            )
         trait_errs, trait_warnings = _check_traits(component, cpath, trait_types, component_types)
         errs.extend(trait_errs)
         warnings.extend(trait_warnings)
@@ -126,6 +147,7 @@ def _check_traits(
             errs.append(unknown_field(tpath.child("type"), trait.type, sorted(trait_types)))
             continue
         if trait.type != ROLLOUT_TRAIT:
+            errs.extend(trait_errors(trait.type, trait.properties, tpath.child("properties")))
             continue
         if rollout_seen:
             errs.append(fe.duplicate(tpath.child("type"), trait.type))
@@ -153,6 +175,9 @@ def _check_traits(
             errs.append(fe.invalid(ppath.child("targetRevision"), target, _label_detail()))
         if plan is not None:
             warnings.extend(_plan_warnings(component, plan, ppath))
+    # Unknown types were reported above; they take part in no rule between traits.
+    known = [t.type if t.type in trait_types else "" for t in component.traits]
+    errs.extend(conflict_errors(known, cpath.child("traits")))
     return errs, warnings
 
 
@@ -186,23 +211,33 @@ def _label_detail() -> str:
 
 
 def check_scale(
-    plan: RolloutPlan, observation: ComponentObservation, path: FieldPath
+    plan: RolloutPlan,
+    observation: ComponentObservation,
+    path: FieldPath,
+    *,
+    updates_in_place: bool = False,
 ) -> list[FieldError]:
-    """The batch-sum rule for ``plan`` (its target_revision already resolved) at ``path``.
+    """The rules over the run ``plan`` asks for (its target_revision already resolved), at
+    ``path``, the rollout trait's properties: where the run starts is decided from the
+    Rollout's latest run by the function the controller uses (rules.planned_origin), and
+    the batches are judged by rules.run_errors, so what passes here the controller rolls.
 
-    ``path`` is the rollout trait's properties. A plan without target_revision is
-    judged as a first deploy / upgrade: batches add up to targetSize. Nothing is
-    checked when the plan rolls nothing (same revision, same settled size) or when
-    the size the component settled on is unknown while it rolls its own revision.
+    A plan without target_revision is judged as a first deploy: batches add up to
+    targetSize. Nothing is checked when the plan rolls nothing (the finished run's
+    revision and size). ``updates_in_place``: the component's workload is a CloneSet,
+    whose upgrades keep its size.
     """
     target = plan.target_revision
-    same_revision = target is not None and observation.current_revision == target
-    if same_revision and observation.current_size in (None, plan.target_size):
-        return []
-    scale_from = rules.scale_origin(
-        target, plan.target_size, observation.current_revision, observation.current_size
+    if target is None:
+        return rules.batch_sum_errors(plan.stated(), plan.target_size, None, path)
+    origin = rules.known_origin(
+        target, plan.target_size, observation.last_run(), updates_in_place=updates_in_place
     )
-    return rules.batch_sum_errors(plan.replicas(), plan.target_size, scale_from, path)
+    if origin is None:
+        return []
+    return rules.run_errors(
+        plan.stated(), target, plan.target_size, origin, path, updates_in_place=updates_in_place
+    )
 
 
 def check_partition(
@@ -264,6 +299,7 @@ def validate_against_state(
             plan if plan.target_revision == target else replace(plan, target_revision=target)
         )
         observation = observed.component(component.name)
-        errs.extend(check_scale(resolved_plan, observation, ppath))
+        in_place = component.type in IN_PLACE_TYPES
+        errs.extend(check_scale(resolved_plan, observation, ppath, updates_in_place=in_place))
         errs.extend(check_partition(resolved_plan, observation, ppath))
     return errs

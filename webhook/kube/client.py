@@ -1,14 +1,18 @@
 """The controller's Kubernetes client: JSON reads, writes and watch streams over one pool.
 
 Holds KubeApi (GET / LIST / POST / merge and apply PATCH / DELETE, raw JSON, no model
-layer, thread-safe; watches come from ApiReader) and the resource paths the controller
-uses. Failures raise webhook.core.errors.ApiError with the HTTP status. It must not
-decide anything: callers pass complete bodies.
+layer, thread-safe; watches come from ApiReader), its impersonating views
+(``acting_as``: the same pool, every request sent as another user) and the resource
+paths the controller uses. Failures raise webhook.core.errors.ApiError with the HTTP
+status; a view's 403 raises Forbidden, which names the permission the user lacks. It
+must not decide anything: callers pass complete bodies and choose who writes.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ from webhook.core.labels import (
     ROLLOUT_PLURAL,
     ROLLOUT_VERSION,
 )
+from webhook.core.requester import Requester
 from webhook.kube.reader import ApiReader, load_credentials
 
 # Server-side apply ownership is shared by every replica (a new leader must own what the
@@ -98,14 +103,91 @@ def resource_of(obj: Mapping[str, Any]) -> Resource:
     return KNOWN_KINDS[key]
 
 
+@dataclass(frozen=True)
+class Permission:
+    """One RBAC permission: ``verb`` on ``resource`` (plural.group) in ``namespace``."""
+
+    verb: str
+    resource: str
+    namespace: str = ""
+
+    def __str__(self) -> str:
+        where = f' in namespace "{self.namespace}"' if self.namespace else " cluster-wide"
+        return f"{self.verb} {self.resource}{where}"
+
+
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+# How the authorizer words a refusal: `User "u" cannot VERB resource "R" in API group
+# "G" in the namespace "NS"` (the group part is absent for the core group).
+_REFUSAL = re.compile(r'cannot (?P<verb>[a-z]+) resource "(?P<resource>[^"]+)"'
+                      r'(?: in API group "(?P<group>[^"]*)")?'
+                      r'(?: in the namespace "(?P<namespace>[^"]+)")?')
+
+
+def permission_of(method: str, path: str, refusal: str = "") -> Permission:
+    """The permission a request needed: as the API server's refusal words it, else as
+    the method and path say (a server-side apply that creates needs ``create`` too,
+    which only the refusal tells)."""
+    found = _REFUSAL.search(refusal)
+    if found is not None:
+        group = found["group"] or ""
+        resource = f"{found['resource']}.{group}" if group else found["resource"]
+        return Permission(found["verb"], resource, found["namespace"] or "")
+    parts = path.strip("/").split("/")
+    group = "" if parts[:1] == ["api"] else (parts[1] if len(parts) > 1 else "")
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    namespace = ""
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        namespace, rest = rest[1], rest[2:]
+    plural = rest[0] if rest else ""
+    named = len(rest) > 1
+    verb = _VERBS.get(method, "get" if named else "list")
+    if method == "DELETE" and not named:
+        verb = "deletecollection"
+    if len(rest) > 2:
+        plural = f"{plural}/{rest[2]}"
+    return Permission(verb, f"{plural}.{group}" if group else plural, namespace)
+
+
+class Forbidden(ApiError):
+    """A request made as ``requester`` was refused (403): ``permission`` is what was
+    missing. ``impersonation`` is True when it is the controller that may not act as
+    that user (its own RBAC lacks ``impersonate``), not the user who may not write."""
+
+    def __init__(self, method: str, path: str, requester: Requester, refusal: str) -> None:
+        super().__init__(method, path, 403, refusal)
+        self.requester = requester
+        self.impersonation = "cannot impersonate" in refusal
+        self.permission = permission_of(method, path, refusal)
+        if self.impersonation:
+            self.message = (
+                f"forbidden: the controller may not impersonate {requester.describe()} "
+                "(grant its ServiceAccount impersonate on users, groups and serviceaccounts): "
+                f"{refusal}")
+        else:
+            self.message = f"forbidden: {requester.describe()} may not {self.permission}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class KubeApi(ApiReader):
     """ApiReader plus the writes and watches the controller needs.
 
     ``manager`` is the fieldManager of plain writes (see writer_manager); applies always
-    use the shared FIELD_MANAGER.
+    use the shared FIELD_MANAGER. ``requester`` is set on the views ``acting_as`` makes:
+    their requests carry Impersonate-User and one Impersonate-Group per group, so the
+    API server authorizes them as that user and never with the controller's own rights.
     """
 
     manager: str = FIELD_MANAGER
+    requester: Requester | None = None
+
+    def acting_as(self, requester: Requester) -> KubeApi:
+        """This client, sending every request as ``requester`` (the same connection pool)."""
+        view = copy.copy(self)
+        view.requester = requester
+        return view
 
     def request(self, method: str, path: str, body: Any = None,
                 query: Mapping[str, str] | None = None,
@@ -113,7 +195,11 @@ class KubeApi(ApiReader):
         url = self.credentials.server.rstrip("/") + path
         if query:
             url += "?" + urllib.parse.urlencode(dict(query))
-        headers = self._headers()
+        headers = urllib3.HTTPHeaderDict(self._headers())
+        if self.requester is not None:
+            headers["Impersonate-User"] = self.requester.username
+            for group in self.requester.groups:  # one header line per group
+                headers.add("Impersonate-Group", group)
         data = None
         if body is not None:
             data = json.dumps(body).encode()
@@ -123,6 +209,8 @@ class KubeApi(ApiReader):
                                           timeout=WRITE_TIMEOUT)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ApiError(method, path, 0, f"{type(exc).__name__}: {exc}") from exc
+        if response.status == 403 and self.requester is not None:
+            raise Forbidden(method, path, self.requester, _message(response.data))
         if response.status >= 300:
             raise ApiError(method, path, response.status, _message(response.data))
         try:
@@ -164,10 +252,14 @@ class KubeApi(ApiReader):
             "application/apply-patch+yaml")
         return out
 
-    def delete(self, path: str) -> bool:
-        """False when it was already gone."""
+    def delete(self, path: str, uid: str | None = None) -> bool:
+        """False when it was already gone. With ``uid``, only that very object goes: one
+        created again under the name meanwhile fails the precondition (409)."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
         try:
-            self.request("DELETE", path, {"propagationPolicy": "Background"})
+            self.request("DELETE", path, body)
         except ApiError as exc:
             if exc.status == 404:
                 return False

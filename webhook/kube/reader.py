@@ -182,10 +182,12 @@ class ApiReader:
             raise ApiError("GET", path, 0, "the answer is not JSON") from exc
 
     def watch(
-        self, path: str, resource_version: str, timeout_seconds: int, selector: str | None = None
+        self, path: str, resource_version: str, timeout_seconds: int, selector: str | None = None,
+        field_selector: str | None = None,
     ) -> EventStream:
         """Watch events ({type, object}) from ``resource_version`` until the server ends the
-        watch after ``timeout_seconds``; ApiError when it cannot be opened."""
+        watch after ``timeout_seconds``; ApiError when it cannot be opened. ``selector`` is
+        a label selector; ``field_selector`` e.g. ``metadata.name=NAME`` (one object)."""
         query = {
             "watch": "1",
             "resourceVersion": resource_version,
@@ -194,6 +196,8 @@ class ApiReader:
         }
         if selector:
             query["labelSelector"] = selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
         url = f"{self.credentials.server.rstrip('/')}{path}?{urllib.parse.urlencode(query)}"
         # The read timeout bounds a silent stream: the server ends it by timeout_seconds.
         timeout = urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=timeout_seconds + WATCH_SLACK)

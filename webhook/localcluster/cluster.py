@@ -30,8 +30,8 @@ import yaml
 
 from webhook.localcluster import tools
 from webhook.localcluster.controlplane import (
-    ADMIN_USER,
     SERVICE_CIDR,
+    TOKEN_USERS,
     ClusterStartError,
     ClusterState,
     apiserver_args,
@@ -41,6 +41,7 @@ from webhook.localcluster.controlplane import (
     etcd_args,
     free_port,
     kubeconfig_document,
+    tokens_file,
     write_service_account_keys,
 )
 from webhook.localcluster.processes import die_with_parent, log_tail, stop_pid
@@ -77,6 +78,8 @@ class LocalCluster:
         self.kubeconfig: Path = Path()
         self.server: str = ""
         self.token: str = ""
+        # Tokens of the users who hold no rights until a test binds them (TOKEN_USERS).
+        self.user_tokens: dict[str, str] = {}
         self.startup_seconds: float = 0.0
         self.sources: dict[str, str] = {}
         # Seconds spent per start phase, for the figures tests and `cluster up` print.
@@ -117,8 +120,9 @@ class LocalCluster:
         (work / "certs").mkdir(exist_ok=True)
         (work / "logs").mkdir(exist_ok=True)
         self.token = secrets.token_hex(24)
+        self.user_tokens = {user: secrets.token_hex(24) for user, _ in TOKEN_USERS}
         tokens = work / "tokens.csv"
-        tokens.write_text(f"{self.token},{ADMIN_USER},{ADMIN_USER},system:masters\n")
+        tokens.write_text(tokens_file(self.token, self.user_tokens))
         tokens.chmod(0o600)
         write_service_account_keys(work / "sa.key", work / "sa.pub")
         self._ports = {
@@ -213,6 +217,7 @@ class LocalCluster:
             started_at=self._started_at,
             startup_seconds=round(self.startup_seconds, 3),
             phases={k: round(v, 3) for k, v in self.phases.items()},
+            user_tokens=dict(self.user_tokens),
         )
 
     def adopt(self, pid_name: str, pid: int) -> None:
@@ -240,6 +245,7 @@ class LocalCluster:
         cluster.server = st.server
         cluster.kubeconfig = Path(st.kubeconfig)
         cluster.token = st.token
+        cluster.user_tokens = dict(st.user_tokens)
         cluster._pids = dict(st.pids)
         cluster._ports = dict(st.ports)
         cluster._started_at = st.started_at

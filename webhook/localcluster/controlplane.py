@@ -1,7 +1,8 @@
 """What a local control plane is made of: its configuration files, command lines and state.
 
 Holds the pure and file-writing parts LocalCluster (cluster.py) assembles: free 127.0.0.1
-ports, the loopback service range check, the admin kubeconfig document, the service
+ports, the loopback service range check, the admin kubeconfig document, the token file
+(the admin and the TOKEN_USERS, who hold no rights until RBAC grants them), the service
 account keys, the command lines of etcd, kube-apiserver and kube-controller-manager, the
 CRD files to install, ClusterState (the state file another process finds the cluster
 by) and the start-up summary line. It must not start or stop processes (cluster.py and
@@ -31,6 +32,14 @@ CONTROLLERS = (
     "namespace",
 )
 ADMIN_USER = "admin"
+# Users who may authenticate (by token, like the admin) but hold no rights until a Role
+# binds them: what RBAC lets a user do through an Application is tested with them.
+# (name, groups); the groups let a binding to a group be tested too.
+TOKEN_USERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("alice", ("developers",)),
+    ("bob", ("developers",)),
+    ("mallory", ()),
+)
 
 
 class ClusterStartError(OamRolloutError):
@@ -50,6 +59,8 @@ class ClusterState:
     started_at: float = 0.0
     startup_seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
+    # The TOKEN_USERS' tokens, by user name.
+    user_tokens: dict[str, str] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         # It holds the admin token: readable by the owner only.
@@ -113,6 +124,17 @@ def write_service_account_keys(key_path: Path, pub_path: Path) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+
+
+def tokens_file(admin_token: str, user_tokens: dict[str, str]) -> str:
+    """The apiserver's --token-auth-file: ``token,user,uid,"group,..."`` per line."""
+    groups = dict(TOKEN_USERS)
+    lines = [f"{admin_token},{ADMIN_USER},{ADMIN_USER},system:masters"]
+    for user, token in sorted(user_tokens.items()):
+        member_of = ",".join(groups.get(user, ()))
+        line = f"{token},{user},{user}"
+        lines.append(f'{line},"{member_of}"' if member_of else line)
+    return "\n".join(lines) + "\n"
 
 
 def kubeconfig_document(server: str, ca_file: Path, token: str) -> dict[str, Any]:

@@ -32,12 +32,13 @@ from webhook.core.errors import InputError, TemplateError
 from webhook.core.labels import (
     APP_API_VERSION,
     APP_KIND,
+    IN_PLACE_TYPES,
     LABEL_APP_NAME,
     LABEL_COMPONENT,
     LABEL_CONTROLLER_COMPONENT,
-    LABEL_REVISION,
+    LABEL_MANAGED_BY,
     LABEL_REVISION_HASH,
-    LABEL_WORKLOAD_TYPE,
+    MANAGED_BY,
     ROLLOUT_TRAIT,
 )
 from webhook.core.model import Application, Component, Trait
@@ -47,7 +48,8 @@ from webhook.core.revisions import (
     target_revision_name,
 )
 from webhook.core.shapes import plain
-from webhook.core.state import ObservedState
+from webhook.core.state import ObservedState, RunRecord
+from webhook.render.context import rollout_batches, workload_metadata
 from webhook.render.memo import RenderMemo
 from webhook.render.templates import (
     COMPONENTS_DIR,
@@ -222,25 +224,42 @@ class Renderer:
                     LABEL_COMPONENT: component.name,
                     LABEL_APP_NAME: app.name,
                     LABEL_REVISION_HASH: resolved.spec_hash,
+                    LABEL_MANAGED_BY: MANAGED_BY,
                 },
             },
         )
         return self._single(REVISION_TEMPLATE, context)
 
     def render_rollout(
-        self, app: Application, component: Component, target_revision: str
+        self,
+        app: Application,
+        component: Component,
+        target_revision: str,
+        last: RunRecord | None = None,
     ) -> dict[str, Any]:
-        """The Rollout of ``component`` aiming at ``target_revision``."""
+        """The Rollout of ``component`` aiming at ``target_revision``; ``last`` is the run
+        its live status records (percent batches count from where that run started)."""
         trait = component.rollout_trait()
         if trait is None:
             raise TemplateError(f"component {component.name!r} has no {ROLLOUT_TRAIT} trait")
-        docs = self.render_trait(app, component, trait, target_revision)
+        docs = self.render_trait(app, component, trait, target_revision, last)
         return docs[0]
 
     def render_trait(
-        self, app: Application, component: Component, trait: Trait, target_revision: str
+        self,
+        app: Application,
+        component: Component,
+        trait: Trait,
+        target_revision: str,
+        last: RunRecord | None = None,
     ) -> list[dict[str, Any]]:
-        """Whatever objects the trait's template renders (a Rollout for ``rollout``)."""
+        """Whatever objects the trait's template renders (a Rollout for ``rollout``; the
+        scaler, labels and annotations traits render none: they shape the workload).
+
+        The rollout trait's template gets ``rollout_batches``, each batch's replicas with
+        percentages resolved (rules.percent_base against ``last``, the live Rollout's run):
+        the Rollout carries numbers, the ones admission checked.
+        """
         context = self._base_context(app, component.name)
         context.update(
             target_revision=target_revision,
@@ -249,6 +268,10 @@ class Renderer:
             component_properties=plain(component.properties),
             labels={"component": self._component_labels(app, component.name)},
         )
+        if trait.type == ROLLOUT_TRAIT:
+            context["rollout_batches"] = rollout_batches(
+                component, trait, target_revision, last or RunRecord()
+            )
         return self._render(f"{TRAITS_DIR}/{trait.type}{TEMPLATE_SUFFIX}", context)
 
     def render_workload(
@@ -260,30 +283,31 @@ class Renderer:
     ) -> list[dict[str, Any]]:
         """The workload of one revision ([0]), then e.g. its Service.
 
-        ``spec`` is ControllerRevision data: {name, type, properties}. ``replicas``
-        None leaves replicas out (the Kubernetes default applies).
+        ``spec`` is ControllerRevision data: {name, type, properties, and traits when
+        the labels or annotations traits were set}. ``replicas`` None leaves replicas out
+        (the Kubernetes default applies).
+
+        Labels: ``labels.pod`` is the selector (never more: a selector is immutable);
+        ``labels.pod_template`` adds the labels property and the labels trait, which the
+        workload's own labels get too. Annotations likewise (``annotations.workload``,
+        ``annotations.pod_template``). Without those the pod template is what it was.
         """
         name = str(spec.get("name", ""))
         ctype = str(spec.get("type", ""))
         if ctype not in self.component_types:
             raise TemplateError(f"no template for component type {ctype!r}")
-        component_labels = self._component_labels(app, name)
+        properties = plain(spec.get("properties") or {})
+        labels, annotations = workload_metadata(
+            self._component_labels(app, name), spec, properties, revision_name
+        )
         context = self._base_context(app, name)
         context.update(
             component_type=ctype,
             revision=revision_name,
             replicas=replicas,
-            properties=plain(spec.get("properties") or {}),
-            labels={
-                "component": component_labels,
-                "workload": {
-                    **component_labels,
-                    LABEL_REVISION: revision_name,
-                    LABEL_WORKLOAD_TYPE: ctype,
-                },
-                "pod": {LABEL_COMPONENT: name, LABEL_REVISION: revision_name},
-                "selector_component": {LABEL_COMPONENT: name},
-            },
+            properties=properties,
+            labels=labels,
+            annotations=annotations,
         )
         docs = self._render(f"{COMPONENTS_DIR}/{ctype}{TEMPLATE_SUFFIX}", context)
         if not docs:
@@ -295,7 +319,10 @@ class Renderer:
 
         Per component: its ControllerRevision, its traits' objects (the Rollout), then
         the workload of the target revision with the replicas the plan ends at; when a
-        batchPartition stops an upgrade halfway, the source revision's workload too.
+        batchPartition stops an upgrade halfway, the source revision's workload too (a
+        CloneSet updated in place: its whole size, the pods not yet released held by
+        ``updateStrategy.partition``). Where the run starts is decided from the live
+        Rollout by the rules admission and the controller use (rules.known_origin).
         """
         resolved, errs = resolve_revisions(app, observed)
         if errs:
@@ -305,8 +332,9 @@ class Renderer:
             rev = resolved[component.name]
             target = target_revision_name(component, rev)
             out.append(self.render_revision(app, component, rev))
+            last = observed.component(component.name).last_run()
             for trait in component.traits:
-                out.extend(self.render_trait(app, component, trait, target))
+                out.extend(self.render_trait(app, component, trait, target, last))
             out.extend(self._planned_workloads(app, component, rev, target, observed))
         return _unique(out)
 
@@ -321,22 +349,47 @@ class Renderer:
         target_spec = self._revision_spec(component, rev, target, observed)
         plan = component.rollout()
         if plan is None:
-            return self.render_workload(app, target_spec, target, None)
-        observation = observed.component(component.name)
-        scale_from = rules.scale_origin(
-            target, plan.target_size, observation.current_revision, observation.current_size
+            return self.render_workload(app, target_spec, target, component.scaled_replicas())
+        in_place = component.type in IN_PLACE_TYPES
+        last = observed.component(component.name).last_run()
+        # The batches as the Rollout carries them (percentages resolved).
+        batches = plan.replicas(rules.percent_base(target, plan.target_size, last))
+        # Where the run starts, by the rules admission and the controller share.
+        origin = rules.known_origin(
+            target, plan.target_size, last, updates_in_place=in_place,
         )
+        if origin is None:  # the run finished: the target runs everything
+            return self.render_workload(app, target_spec, target, plan.target_size)
+        scale = bool(origin.source) and origin.source == target
+        if origin.original is None and (scale or (in_place and origin.source)):
+            # Validation refuses these changes; say why rather than guess at live replicas.
+            rolling = origin.unfinished.target if origin.unfinished else origin.source
+            raise InputError(
+                f"component {component.name!r}: the rollout to {rolling} has not finished and"
+                " this change starts a new run from the replicas it left, which the live"
+                " state given does not show"
+            )
+        if in_place and origin.source and not scale:
+            # A CloneSet updated in place: all its pods, the batches not yet released held
+            # back on the old template by the partition, as the controller sets it.
+            docs = self.render_workload(app, target_spec, target, plan.target_size)
+            held = 0
+            if plan.batch_partition is not None:
+                released = rules.cumulative(batches, plan.batch_partition)
+                held = max(0, plan.target_size - released)
+            if held:
+                strategy = docs[0].setdefault("spec", {}).setdefault("updateStrategy", {})
+                strategy["partition"] = held
+            return docs
         replicas = rules.planned_replicas(
-            plan.replicas(), plan.batch_partition, plan.target_size, scale_from
+            batches, plan.batch_partition, plan.target_size,
+            origin.original if scale else None,
         )
         docs = self.render_workload(app, target_spec, target, replicas)
-        source = observation.current_revision
-        if (
-            plan.batch_partition is not None
-            and source not in (None, target)
-            and replicas < plan.target_size
+        source = origin.source
+        if plan.batch_partition is not None and source not in ("", target) and (
+            replicas < plan.target_size
         ):
-            assert source is not None
             record = observed.revision_named(source)
             if record is not None and record.component == component.name:
                 source_spec = {**record.data, "name": component.name}
@@ -359,7 +412,9 @@ class Renderer:
 
     @staticmethod
     def _component_labels(app: Application, component: str) -> dict[str, str]:
-        return {LABEL_COMPONENT: component, LABEL_APP_NAME: app.name}
+        """Object metadata labels (pod templates and selectors get their own dicts)."""
+        return {LABEL_COMPONENT: component, LABEL_APP_NAME: app.name,
+                LABEL_MANAGED_BY: MANAGED_BY}
 
     def _single(self, name: str, context: Mapping[str, Any]) -> dict[str, Any]:
         docs = self._render(name, context)

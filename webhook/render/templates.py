@@ -10,6 +10,7 @@ template files.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,15 +35,30 @@ def default_templates_dir() -> Path:
     return package.parent / "templates"
 
 
+# A character outside the Basic Multilingual Plane, as JSON escapes it: a surrogate pair
+# (after an even number of backslashes, so the first backslash is an escape).
+_SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _yaml_escape(match: re.Match[str]) -> str:
+    # YAML reads no surrogate escapes; it reads the code point as \UXXXXXXXX.
+    high, low = int(match.group(2), 16), int(match.group(3), 16)
+    code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+    return f"{match.group(1)}\\U{code:08x}"
+
+
 def _tojson(value: Any) -> str:
-    # JSON is a subset of YAML flow syntax; ensure_ascii keeps odd characters escaped.
+    # JSON is a subset of YAML flow syntax; ensure_ascii keeps odd characters escaped (a
+    # raw NEL or line separator would be read by YAML as a line break), and characters
+    # past U+FFFF are escaped the way YAML reads them.
     if isinstance(value, jinja2.Undefined):
         # StrictUndefined raises its own clear "has no attribute" error when printed.
         value = str(value)
     try:
-        return json.dumps(plain(value), ensure_ascii=True)
+        text = json.dumps(plain(value), ensure_ascii=True)
     except (TypeError, ValueError) as exc:
         raise TemplateError(f"value cannot be written as JSON: {exc}") from None
+    return _SURROGATE_PAIR.sub(_yaml_escape, text) if "\\ud" in text else text
 
 
 def _discover(dirs: list[Path], sub: str) -> frozenset[str]:

@@ -23,6 +23,7 @@ from webhook.admission.server.fastpath import FastPath
 from webhook.admission.server.handler import JSON_TYPES, MAX_BODY_BYTES, ReviewHandler
 from webhook.admission.server.logging import configure_logging
 from webhook.admission.server.metrics import Metrics
+from webhook.core.properties import DEFAULT_POLICY, ComponentPolicy
 
 Readiness = Callable[[], Mapping[str, bool]]
 
@@ -33,10 +34,15 @@ def create_app(
     *,
     metrics: Metrics | None = None,
     ready: Readiness | None = None,
+    record_requester: bool = False,
+    policy: ComponentPolicy = DEFAULT_POLICY,
 ) -> Flask:
-    """The WSGI app. ``read_state`` and ``renderer`` are the seams tests replace."""
+    """The WSGI app. ``read_state`` and ``renderer`` are the seams tests replace;
+    ``record_requester``: /mutate records who wrote each spec (the server turns it on);
+    ``policy``: what /validate lets Applications ask for (hostPath, NodePort, LoadBalancer)."""
     counters = metrics if metrics is not None else Metrics()
-    handler = ReviewHandler(counters.timed_reader(read_state), renderer, counters)
+    handler = ReviewHandler(counters.timed_reader(read_state), renderer, counters,
+                            record_requester=record_requester, policy=policy)
     routes = Routes(handler, ready or _templates_loaded)
     configure_logging()
 

@@ -22,6 +22,7 @@ from webhook.admission.reviews import BadReview, ReviewRequest, errored, parse_r
 from webhook.admission.server.logging import error_log, log_review
 from webhook.admission.server.metrics import Metrics
 from webhook.core.errors import OamRolloutError
+from webhook.core.properties import DEFAULT_POLICY, ComponentPolicy
 
 MAX_BODY_BYTES = 7 * 1024 * 1024
 JSON_TYPES = ("application/json",)
@@ -39,10 +40,22 @@ def error_body(code: int, message: str) -> bytes:
 class ReviewHandler:
     """Answers admission bodies; every answer is counted and logged as one review line."""
 
-    def __init__(self, read_state: StateReader, renderer: Renderer, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        read_state: StateReader,
+        renderer: Renderer,
+        metrics: Metrics,
+        *,
+        record_requester: bool = False,
+        policy: ComponentPolicy = DEFAULT_POLICY,
+    ) -> None:
         self.read_state = read_state
         self.renderer = renderer
         self.metrics = metrics
+        # What Applications may ask the controller for (hostPath, NodePort, LoadBalancer).
+        self.policy = policy
+        # Mutation names the writer of every spec (webhook.admission.judge.requester_value).
+        self.record_requester = record_requester
 
     def refuse(self, code: int, message: str) -> tuple[int, bytes]:
         """A request refused before admission: counted, and a plain HTTP error."""
@@ -69,9 +82,11 @@ class ReviewHandler:
 
     def _decide(self, mode: Mode, request: ReviewRequest) -> dict[str, Any]:
         """The AdmissionReview answer; BadReview passes, our own failures deny with 500."""
-        decide = mutate if mode == "mutate" else validate
         try:
-            return decide(request, self.read_state, self.renderer)
+            if mode == "mutate":
+                return mutate(request, self.read_state, self.renderer,
+                              record_requester=self.record_requester)
+            return validate(request, self.read_state, self.renderer, policy=self.policy)
         except BadReview:
             raise
         except OamRolloutError as exc:

@@ -16,13 +16,17 @@ from webhook.controller.machine.facts import (
     prospective_run,
     verification_errors,
     waiting_on_batch,
+    waiting_on_cluster,
 )
-from webhook.controller.machine.table import PRECEDENCE, TRANSITIONS, Transition, decide
+from webhook.controller.machine.table import PRECEDENCE, TRANSITIONS, Transition, decide, refuse
 from webhook.controller.machine.values import (
     CONDITION_COMPLETE,
+    CONDITION_PAUSED,
     CONDITION_PROGRESSING,
     CONDITION_VERIFIED,
+    REASON_API_REFUSED,
     REASON_DEADLINE,
+    REASON_OWNERSHIP,
     Action,
     Condition,
     CreateWorkload,
@@ -45,11 +49,14 @@ from webhook.controller.machine.values import (
 
 __all__ = [
     "CONDITION_COMPLETE",
+    "CONDITION_PAUSED",
     "CONDITION_PROGRESSING",
     "CONDITION_VERIFIED",
     "PLAN_PATH",
     "PRECEDENCE",
+    "REASON_API_REFUSED",
     "REASON_DEADLINE",
+    "REASON_OWNERSHIP",
     "TARGET_PATH",
     "TRANSITIONS",
     "Action",
@@ -75,6 +82,8 @@ __all__ = [
     "expected_sum",
     "parse_time",
     "prospective_run",
+    "refuse",
     "verification_errors",
     "waiting_on_batch",
+    "waiting_on_cluster",
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from webhook.controller.machine.facts import (
     current_run,
     new_run,
+    next_step,
     others_scale_down,
     partition_goal,
     stall_message,
@@ -20,6 +21,7 @@ from webhook.controller.machine.facts import (
 )
 from webhook.controller.machine.values import (
     CONDITION_COMPLETE,
+    CONDITION_PAUSED,
     CONDITION_PROGRESSING,
     CONDITION_VERIFIED,
     REASON_DEADLINE,
@@ -103,7 +105,8 @@ def start_run(obs: Observed, p: Progress) -> Outcome:
 
 
 def mark_verified(obs: Observed, p: Progress) -> Outcome:
-    q = _move(obs, p, INITIALIZING)
+    # Preparing the target waits on the cluster too: the deadline's clock starts here.
+    q = _clock_batch(obs, _move(obs, p, INITIALIZING))
     q = _set_condition(q, Condition(CONDITION_VERIFIED, "True", "Verified"), obs.now)
     return Outcome(q, event=_event("Initializing", "rollout plan verified"))
 
@@ -186,7 +189,7 @@ def advance_batch(obs: Observed, p: Progress) -> Outcome:
 
 
 def finalise(obs: Observed, p: Progress) -> Outcome:
-    q = _move(obs, p, FINALISING)
+    q = _clock_batch(obs, _move(obs, p, FINALISING))
     return Outcome(q, event=_event("Finalising", "all batches ready"))
 
 
@@ -214,6 +217,12 @@ def abandon(obs: Observed, p: Progress) -> Outcome:
 
 
 def resume(obs: Observed, p: Progress) -> Outcome:
+    if obs.workload_of(p.target_revision) is None:
+        # Failed before its target existed (a refused create, say): prepare it first.
+        q = _clock_batch(obs, _move(obs, _clear_stall(p), INITIALIZING, BATCH_INITIALIZING,
+                                    current_batch=0))
+        q = _set_condition(q, Condition(CONDITION_VERIFIED, "True", "Verified"), obs.now)
+        return Outcome(q, event=_event("Initializing", f"resuming: preparing {p.target_revision}"))
     q = _move(obs, _clear_stall(p), ROLLING_IN_BATCHES, BATCH_INITIALIZING)
     q = _set_condition(q, Condition(CONDITION_VERIFIED, "True", "Verified"), obs.now)
     return Outcome(q, event=_event("RollingInBatches", f"resuming at batch {p.current_batch}"))
@@ -241,6 +250,31 @@ def fail_deadline(obs: Observed, p: Progress) -> Outcome:
     q = _set_condition(q, Condition(CONDITION_PROGRESSING, "False", REASON_DEADLINE, why),
                        obs.now)
     return Outcome(q, event=_event(REASON_DEADLINE, why, "Warning"))
+
+
+def hold(obs: Observed, p: Progress) -> Outcome:
+    """A paused plan: the run stays where it is, before its next batch, touching nothing;
+    the Paused condition says so (and an event, the first time)."""
+    message = f"paused: holding before {next_step(obs, p)}"
+    held = _set_condition(replace(p, observed_generation=obs.plan.generation),
+                          Condition(CONDITION_PAUSED, "True", "Paused", message), obs.now)
+    if p.condition(CONDITION_PAUSED) == held.condition(CONDITION_PAUSED):
+        return Outcome(held)  # held already: nothing new to say
+    return Outcome(held, event=_event("Paused", message))
+
+
+def release(obs: Observed, p: Progress) -> Outcome:
+    """The plan is no longer paused: the run goes on from where it was held."""
+    q = _set_condition(p, Condition(CONDITION_PAUSED, "False", "Resumed"), obs.now)
+    return Outcome(q, event=_event("Resumed", "paused is off: the rollout goes on"))
+
+
+def fail_refused(obs: Observed, p: Progress, reason: str, message: str) -> Outcome:
+    """A workload write no retry can make (``reason``: REASON_API_REFUSED or
+    REASON_OWNERSHIP): the run fails where it stands, as for a missed deadline."""
+    q = _move(obs, p, ROLLOUT_FAILED)
+    q = _set_condition(q, Condition(CONDITION_PROGRESSING, "False", reason, message), obs.now)
+    return Outcome(q, event=_event(reason, message, "Warning"))
 
 
 def _clear_stall(p: Progress) -> Progress:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from webhook.controller.machine.values import (
+    CONDITION_PAUSED,
     Observed,
     Progress,
     Run,
@@ -26,12 +27,16 @@ from webhook.core import rules
 from webhook.core.errors import FieldError
 from webhook.core.labels import (
     BATCH_IN_ROLLING,
+    BATCH_READY,
     BATCH_VERIFYING,
+    FINALISING,
+    INITIALIZING,
     ROLLING_IN_BATCHES,
     ROLLOUT_FAILED,
     ROLLOUT_SUCCEED,
 )
 from webhook.core.paths import FieldPath
+from webhook.core.state import RunRecord
 
 # Where a Rollout keeps what verification checks: its errors name these fields.
 PLAN_PATH = FieldPath.root("spec", "rolloutPlan")
@@ -57,26 +62,48 @@ def plan_changed(obs: Observed, p: Progress) -> bool:
     )
 
 
+def last_run(p: Progress) -> RunRecord:
+    """The run status records, as the rules shared with admission read it. A status that
+    says rolloutSucceed finished its run, with or without the condition saying so."""
+    return RunRecord(p.rolling_state, p.target_revision, p.source_revision, p.target_size,
+                     p.original_size, p.complete or p.rolling_state == ROLLOUT_SUCCEED)
+
+
 def new_run(obs: Observed, p: Progress) -> Run:
-    """The run the spec asks for, starting from what status says runs now."""
+    """The run the spec asks for, starting from what status says runs now: where it
+    starts is rules.next_run_origin, the function admission judges the change with."""
     plan = obs.plan
+    origin = rules.next_run_origin(plan.target_revision, last_run(p))
+    source = origin.source
+    # Abandoning an unfinished run starts over from everything live.
+    original = (origin.original if origin.original is not None
+                else sum(w.replicas for w in obs.workloads))
     if not p.rolling_state:
-        source, original = "", 0
-    elif p.complete:
-        source, original = p.target_revision, p.target_size
-    else:
-        # Abandoning a run: start over from everything live. A new size for the same
-        # target is still a rollout from the old source (batches add up to targetSize,
-        # as the webhook expects when nothing is settled), never a pure scale.
-        same_target = p.target_revision == plan.target_revision
-        source = p.source_revision if same_target else p.target_revision
-        original = sum(w.replicas for w in obs.workloads)
+        source, original = adopted(obs, source, original)
     if plan.kind is WorkloadKind.CLONESET and source != plan.target_revision \
             and obs.cloneset() is None:
         # The CloneSet is gone: nothing to update in place, create it afresh.
         source, original = "", 0
     return Run(source, plan.target_revision, original, plan.target_size,
                mode_of(plan.kind, source, plan.target_revision))
+
+
+def adopted(obs: Observed, source: str, original: int) -> tuple[str, int]:
+    """Where a Rollout's first run starts when the component already runs (a plain
+    component that got the trait, or a Rollout deleted and created again): from the live
+    workload of another revision, at everything live, so no pod goes before its
+    replacement is Ready. A first deploy otherwise (``source``, ``original``)."""
+    target = obs.plan.target_revision
+    if obs.plan.kind is WorkloadKind.CLONESET:
+        live = obs.cloneset()
+        if live is None or not live.revision or live.revision == target:
+            return source, original
+        return live.revision, live.replicas
+    others = obs.others(target)
+    if not others:
+        return source, original
+    biggest = max(others, key=lambda w: (w.replicas, w.name))
+    return biggest.name, sum(w.replicas for w in obs.workloads)
 
 
 def current_run(obs: Observed, p: Progress) -> Run:
@@ -112,7 +139,12 @@ def verification_errors(obs: Observed, p: Progress) -> list[FieldError]:
         return [rules.unknown_revision_error(
             TARGET_PATH, plan.target_revision, plan.component, obs.known_revisions)]
     run = prospective_run(obs, p)
-    return rules.batch_sum_errors(plan.batches, run.size, scale_from(run), PLAN_PATH)
+    # Admission's origin for the same plan and status, with what only the controller
+    # knows filled in: the replicas live, a CloneSet that is gone.
+    shared = rules.planned_origin(plan.target_revision, plan.target_size, last_run(p))
+    origin = replace(shared, source=run.source, original=run.original)
+    return rules.run_errors(plan.batches, plan.target_revision, run.size, origin, PLAN_PATH,
+                            updates_in_place=plan.kind is WorkloadKind.CLONESET)
 
 
 def needs_verification(obs: Observed, p: Progress) -> bool:
@@ -212,17 +244,43 @@ def may_advance(obs: Observed, p: Progress) -> bool:
     return not is_last_batch(obs, p) and (part is None or p.current_batch < part)
 
 
+def pause_recorded(p: Progress) -> bool:
+    """Status says a paused plan holds the run (Paused=True)."""
+    cond = p.condition(CONDITION_PAUSED)
+    return cond is not None and cond.status == "True"
+
+
+def next_step(obs: Observed, p: Progress) -> str:
+    """What the run does next from where it stands: the batch it starts, or its end."""
+    if p.batch_state == BATCH_READY and is_last_batch(obs, p):
+        return "finishing the run"
+    upcoming = p.current_batch + (1 if p.batch_state == BATCH_READY else 0)
+    return f"batch {upcoming}"
+
+
 # ---- guards the table names -----------------------------------------------------------
 
 
-def target_prepared(obs: Observed, p: Progress) -> bool:
+def target_written(obs: Observed, p: Progress) -> bool:
+    """The target workload is there (in place: re-templated, every pod held back by the
+    partition); its controller may not have observed it yet."""
     run = current_run(obs, p)
     live = obs.workload_of(run.target)
     if live is None:
         return False
     if run.mode is RunMode.IN_PLACE:
-        return live.partition is not None and live.partition >= run.size and live.settled
+        return live.partition is not None and live.partition >= run.size
     return True
+
+
+def target_prepared(obs: Observed, p: Progress) -> bool:
+    """The target is written and, in place, observed by its controller: batches may begin.
+    In between the run waits on the cluster (under the progress deadline)."""
+    if not target_written(obs, p):
+        return False
+    run = current_run(obs, p)
+    live = obs.workload_of(run.target)
+    return run.mode is not RunMode.IN_PLACE or (live is not None and live.settled)
 
 
 def target_ready(obs: Observed, p: Progress) -> bool:
@@ -255,6 +313,10 @@ def with_counts(obs: Observed, p: Progress) -> Progress:
 
 # Batch states in which the run only waits for pods: the deadline runs there.
 WAITING = frozenset({BATCH_IN_ROLLING, BATCH_VERIFYING})
+# Rolling states that wait on the cluster whatever the batch state: the target workload
+# being created or re-templated, the run being closed. A batchPartition hold
+# (rollingInBatches / batchReady) is deliberate and never waits against the clock.
+WAITING_RUN = frozenset({INITIALIZING, FINALISING})
 
 
 def parse_time(text: str) -> datetime | None:
@@ -279,6 +341,11 @@ def waiting_on_batch(p: Progress) -> bool:
     return p.rolling_state == ROLLING_IN_BATCHES and p.batch_state in WAITING
 
 
+def waiting_on_cluster(p: Progress) -> bool:
+    """The run waits on the cluster, not on a deliberate hold: the deadline runs."""
+    return p.rolling_state in WAITING_RUN or waiting_on_batch(p)
+
+
 def deadline_passed(obs: Observed, p: Progress) -> bool:
     """The batch has waited longer than the deadline. Times are whole seconds, so only a
     full second past it counts: a batch is never failed early."""
@@ -287,8 +354,8 @@ def deadline_passed(obs: Observed, p: Progress) -> bool:
 
 
 def deadline_wake(obs: Observed, p: Progress) -> float | None:
-    """Seconds until the deadline of the batch being waited on falls due, if it runs."""
-    if obs.deadline_seconds <= 0 or not waiting_on_batch(p):
+    """Seconds until the deadline of the wait in progress falls due, if it runs."""
+    if obs.deadline_seconds <= 0 or not waiting_on_cluster(p):
         return None
     elapsed = batch_elapsed(obs, p)
     if elapsed is None:
@@ -300,6 +367,15 @@ def stall_message(obs: Observed, p: Progress) -> str:
     """What the batch is waiting for, with counts, for the condition and the event."""
     run = current_run(obs, p)
     plan = obs.plan
+    if p.rolling_state in WAITING_RUN:
+        what = "prepared" if p.rolling_state == INITIALIZING else "finished"
+        head = (f"the rollout to {run.target} was not {what} within the progress deadline "
+                f"of {obs.deadline_seconds}s ({p.rolling_state})")
+        live = obs.workload_of(run.target)
+        if live is None:
+            return f"{head}: the workload of {run.target} is missing"
+        return (f"{head}: {live.name} at {live.replicas} replicas, "
+                f"{'settled' if live.settled else 'not yet observed by its controller'}")
     batch = p.current_batch
     size = plan.batches[batch] if batch < len(plan.batches) else 0
     head = (f"batch {batch} ({size} replicas, {batch + 1} of {len(plan.batches)}) not Ready "

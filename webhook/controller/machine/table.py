@@ -16,6 +16,9 @@ Semantics, as in KubeVela's rollout trait:
 - a CloneSet upgrade re-templates the CloneSet in place with every pod held back by
   ``updateStrategy.partition`` and releases the batch by lowering the partition;
 - ``batchPartition: N`` holds the run at batch N in rollingInBatches/batchReady;
+- ``paused: true`` holds the run before its next batch (batchInitializing, or batchReady
+  of the batch before; the batch in flight finishes first) and before closing the run,
+  touching no workload, with the Paused condition True; ``false`` or removing it goes on;
 - a plan that fails verification goes to rolloutFailed and touches no workload;
 - a batch whose pods are not Ready within the progress deadline (counted from the moment
   the batch began rolling) goes to rolloutFailed too, and touches no workload: there is
@@ -37,12 +40,15 @@ from webhook.controller.machine.effects import (
     change_target,
     clean_up,
     fail_deadline,
+    fail_refused,
     fail_verification,
     finalise,
     finalize_batch,
+    hold,
     mark_batch_ready,
     mark_verified,
     prepare_target,
+    release,
     reroll_batch,
     restart_clock,
     restore_success,
@@ -53,7 +59,6 @@ from webhook.controller.machine.effects import (
     succeed,
 )
 from webhook.controller.machine.facts import (
-    WAITING,
     batch_verified,
     clock_missing,
     deadline_passed,
@@ -63,10 +68,13 @@ from webhook.controller.machine.facts import (
     needs_verification,
     new_generation,
     others_scale_down,
+    pause_recorded,
     plan_changed,
     target_needs_change,
     target_prepared,
     target_ready,
+    target_written,
+    waiting_on_cluster,
     with_counts,
 )
 from webhook.controller.machine.values import (
@@ -103,6 +111,8 @@ Effect = Callable[[Observed, Progress], Outcome]
 ANY = frozenset({"", VERIFYING_SPEC, INITIALIZING, ROLLING_IN_BATCHES, FINALISING,
                  ROLLOUT_SUCCEED, ROLLOUT_FAILED, ABANDONING})
 IN_FLIGHT = frozenset({VERIFYING_SPEC, INITIALIZING, ROLLING_IN_BATCHES, FINALISING})
+# Where a run may wait on the cluster (facts.waiting_on_cluster says when it does).
+WAITS = frozenset({INITIALIZING, ROLLING_IN_BATCHES, FINALISING})
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,9 @@ def _fresh(obs: Observed, p: Progress) -> bool:
 TRANSITIONS: tuple[Transition, ...] = (
     # A plan that cannot be rolled stops everything, from any state, touching no workload.
     Transition("verification-failed", ANY, None, needs_verification, fail_verification),
+    # paused was switched off: say so, then go on with whatever the run does next.
+    Transition("resumed", ANY, None, lambda o, p: not o.plan.paused and pause_recorded(p),
+               release),
     # A fixed spec after a failure: start over, resume, or go back to the finished run.
     Transition("retry-new-run", frozenset({ROLLOUT_FAILED}), None,
                lambda o, p: new_generation(o, p) and plan_changed(o, p), start_run),
@@ -139,14 +152,19 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("restart", frozenset({ABANDONING}), None, _always, start_run),
     Transition("verified", frozenset({VERIFYING_SPEC}), None, _always, mark_verified),
     Transition("prepare-target", frozenset({INITIALIZING}), None,
-               lambda o, p: not target_prepared(o, p), prepare_target),
+               lambda o, p: not target_written(o, p), prepare_target),
     Transition("begin-batches", frozenset({INITIALIZING}), None, target_prepared,
                begin_batches),
+    # A paused plan holds the run before its next batch (or before closing the run),
+    # touching no workload, until paused is off. The batch in flight finishes first.
+    Transition("paused", frozenset({ROLLING_IN_BATCHES}),
+               frozenset({BATCH_INITIALIZING, BATCH_READY}), lambda o, p: o.plan.paused, hold),
     Transition("batch-rolling", frozenset({ROLLING_IN_BATCHES}),
                frozenset({BATCH_INITIALIZING}), _always, roll_batch),
-    # The batch's clock, when a status lacks it (or the deadline in force changed).
-    Transition("batch-clock", frozenset({ROLLING_IN_BATCHES}), WAITING, clock_missing,
-               restart_clock),
+    # The clock of a wait on the cluster, when a status lacks it (or the deadline in force
+    # changed).
+    Transition("batch-clock", WAITS, None,
+               lambda o, p: waiting_on_cluster(p) and clock_missing(o, p), restart_clock),
     Transition("change-target", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_IN_ROLLING}),
                target_needs_change, change_target),
     Transition("shrink-others", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_IN_ROLLING}),
@@ -159,10 +177,6 @@ TRANSITIONS: tuple[Transition, ...] = (
                lambda o, p: bool(others_scale_down(o, p)), shrink_others),
     Transition("batch-verified", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_VERIFYING}),
                batch_verified, finalize_batch),
-    # Nothing left to do but wait for pods, and the batch has waited too long: fail the
-    # run, touching no workload (no automatic rollback; a new generation retries).
-    Transition("progress-deadline", frozenset({ROLLING_IN_BATCHES}), WAITING, deadline_passed,
-               fail_deadline),
     Transition("batch-ready", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_FINALIZING}),
                _always, mark_batch_ready),
     Transition("next-batch", frozenset({ROLLING_IN_BATCHES}), frozenset({BATCH_READY}),
@@ -173,6 +187,12 @@ TRANSITIONS: tuple[Transition, ...] = (
     # Deletions lost to a crash after the success was recorded.
     Transition("clean-up", frozenset({ROLLOUT_SUCCEED}), None,
                lambda o, p: bool(o.others(p.target_revision)), clean_up),
+    # Nothing left to do but wait on the cluster (the target being prepared, a batch's
+    # pods, the run being closed), and the wait took too long: fail the run, touching no
+    # workload (no automatic rollback; a new generation retries). Last, so any row that
+    # can still act goes first.
+    Transition("progress-deadline", WAITS, None,
+               lambda o, p: waiting_on_cluster(p) and deadline_passed(o, p), fail_deadline),
 )
 
 
@@ -182,7 +202,8 @@ TRANSITIONS: tuple[Transition, ...] = (
 # order agrees, and that no other pair of rows ever holds at once in a reachable state.
 _WAITING_ROWS = frozenset({"change-target", "shrink-others", "batches-changed", "recut-others",
                            "batch-verified", "progress-deadline"})
-_IN_FLIGHT_ROWS = _WAITING_ROWS | {"verified", "prepare-target", "begin-batches", "batch-rolling",
+_IN_FLIGHT_ROWS = _WAITING_ROWS | {"verified", "prepare-target", "begin-batches", "paused",
+                                   "batch-rolling",
                                    "batch-clock", "batch-ready", "next-batch", "last-batch-done",
                                    "succeed"}
 PRECEDENCE: Mapping[str, frozenset[str]] = {
@@ -194,8 +215,13 @@ PRECEDENCE: Mapping[str, frozenset[str]] = {
     "start": frozenset({"clean-up"}),
     # A new target or size ends the run in flight, whatever it was about to do.
     "abandon": _IN_FLIGHT_ROWS,
+    # Preparing the target comes before anything about its clock.
+    "prepare-target": frozenset({"batch-clock", "progress-deadline"}),
+    "begin-batches": frozenset({"batch-clock", "progress-deadline"}),
     # A waiting batch gets its clock before anything is measured against it.
-    "batch-clock": _WAITING_ROWS,
+    "batch-clock": _WAITING_ROWS | {"succeed"},
+    # Closing the run is work it can still do.
+    "succeed": frozenset({"progress-deadline"}),
     # Work the batch can still do comes before failing it for time.
     "change-target": frozenset({"progress-deadline"}),
     "shrink-others": frozenset({"progress-deadline"}),
@@ -204,7 +230,24 @@ PRECEDENCE: Mapping[str, frozenset[str]] = {
     # New batches move the goal of the batch: roll it again before going on.
     "batches-changed": frozenset({"recut-others", "batch-verified", "progress-deadline",
                                   "batch-ready", "next-batch", "last-batch-done", "succeed"}),
+    # Switching paused off is said first; whatever the run does next follows.
+    "resumed": frozenset({t.name for t in TRANSITIONS} - {"verification-failed", "resumed"}),
+    # A paused plan touches no pod: not the next batch, not the current one again, not
+    # the end of the run.
+    "paused": frozenset({"batch-rolling", "batches-changed", "next-batch", "last-batch-done"}),
 }
+
+
+def refuse(obs: Observed, reason: str, message: str) -> Decision:
+    """The decision once a workload write of ``obs.progress``'s run cannot be made
+    (reason REASON_API_REFUSED or REASON_OWNERSHIP): rolloutFailed with the reason and
+    message in the Progressing condition, and a Warning event. Like every failure it
+    holds until a new spec generation retries."""
+    out = fail_refused(obs, obs.progress, reason, message)
+    actions: list[Action] = [UpdateStatus(out.progress)]
+    if out.event is not None:
+        actions.append(out.event)
+    return Decision(tuple(actions), out.progress, ("write-refused",))
 
 
 def _applies(t: Transition, obs: Observed, p: Progress) -> bool:
@@ -246,7 +289,7 @@ def decide(obs: Observed) -> Decision:
         if out.actions:
             workload_actions.extend(out.actions)
             break
-        if t.name in ("verification-failed", "progress-deadline"):
+        if t.name in ("verification-failed", "progress-deadline", "paused"):
             break
     p = with_counts(obs, p)
     # Status first: it records the intent (the batch being rolled) before any workload

@@ -17,6 +17,13 @@ CONDITION_COMPLETE = "RolloutComplete"
 # Present only once a batch missed its progress deadline (status False), as in Argo Rollouts.
 CONDITION_PROGRESSING = "Progressing"
 REASON_DEADLINE = "ProgressDeadlineExceeded"
+# True while a paused plan holds the run before its next batch; False (reason Resumed)
+# once the plan lets it go on.
+CONDITION_PAUSED = "Paused"
+# Progressing=False also when a workload write cannot be made: the API refused it for good
+# (a 400/403/404/409/422 no retry fixes), or the object belongs to another owner.
+REASON_API_REFUSED = "ApiRefused"
+REASON_OWNERSHIP = "OwnershipConflict"
 
 
 class WorkloadKind(Enum):
@@ -45,6 +52,8 @@ class Plan:
     partition: int | None = None
     generation: int = 1
     kind: WorkloadKind = WorkloadKind.DEPLOYMENT
+    # rolloutPlan.paused: hold the run before its next batch.
+    paused: bool = False
 
 
 @dataclass(frozen=True)
