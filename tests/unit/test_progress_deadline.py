@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures.machine import split
 from webhook.controller.machine import (
     CONDITION_PROGRESSING,
     REASON_DEADLINE,
@@ -234,12 +235,6 @@ def test_after_a_missed_deadline_the_next_run_cuts_the_pods_that_never_got_ready
     decision = decide(observe(progress, 5, live, p=p))
     assert decision.steps == ("shrink-others",)
     assert decision.of_type(ScaleWorkload) == [ScaleWorkload("v1", 3), ScaleWorkload("v2", 0)]
-
-
-def split(total: int, parts: int) -> tuple[int, ...]:
-    parts = max(1, min(parts, total))
-    base, extra = divmod(total, parts)
-    return tuple(base + (1 if i < extra else 0) for i in range(parts))
 
 
 @settings(max_examples=60, deadline=None)
