@@ -13,5 +13,10 @@ from tests.fixtures.cluster import (  # noqa: F401
     pytest_terminal_summary,
 )
 from tests.fixtures.controller import controller_process  # noqa: F401
-from tests.fixtures.realnode import project_image, real_nodes, scheduled_cluster  # noqa: F401
+from tests.fixtures.realnode import (  # noqa: F401
+    project_image,
+    real_node_workloads,
+    real_nodes,
+    scheduled_cluster,
+)
 from tests.fixtures.webhook import webhook_server  # noqa: F401

@@ -1,18 +1,17 @@
 """Batch readiness is pod readiness as the probes define it, on a real kubelet.
 
-A webservice whose new revision's readinessProbe never passes (an HTTP path that answers
-404) stays at its first batch, the old revision serving all along, until the progress
-deadline fails the run (Progressing=False, ProgressDeadlineExceeded); a next revision that
-fixes the probe rolls forward. The probe must really be what fails, so the pods run on a
-real kubelet, from a locally built image that serves HTTP.
+A webservice whose new revision's readinessProbe never passes (an HTTP path
+that answers 404) stays at its first batch, the old revision serving all along, until the
+progress deadline fails the run (Progressing=False, ProgressDeadlineExceeded); a next
+revision that fixes the probe rolls forward. The probe must really be what fails, so the
+pods run on the real kubelets (containerd) from the project's own image, which serves HTTP
+with Python's http.server: ``/`` answers 200, ``/missing`` 404.
 
-This needs the ``real_node_workloads`` fixture: a control plane whose user workloads are
-scheduled onto a real kubelet (the image issue's real node, once it runs pods other than
-hostNetwork ones), with the webhook and the controller running (a short
-``--progress-deadline``). It yields an object with: ``kubectl`` (a ToolRunner for that
-cluster), ``namespace``, ``image`` (serves HTTP), ``args`` (the container args that make it
-serve on ``port``), ``port``, ``ready_path`` (answers 200), ``missing_path`` (answers 404)
-and ``deadline_seconds``. Until that fixture exists the test is skipped, with that reason.
+The real nodes have no pod network, so the webservice template is the test's own
+(``real_node_workloads``: webservice's Deployment with hostNetwork and the real nodes'
+nodeSelector and toleration, through ``--templates-dir``). Two pods of one revision
+cannot share a node's port, so each revision serves on a port of its own and a revision
+has one pod per node.
 """
 
 from __future__ import annotations
@@ -24,41 +23,32 @@ import pytest
 
 from tests.fixtures.apps import application, manifest
 from tests.fixtures.polling import eventually
+from tests.fixtures.realnode import RealNodeWorkloads
 from tests.fixtures.views import deploys, view
 
 pytestmark = pytest.mark.cluster
 
-FIXTURE = "real_node_workloads"
+READY_PATH = "/"
+MISSING_PATH = "/missing"
 
 
-@pytest.fixture
-def node(request: pytest.FixtureRequest) -> Any:
-    """The real-node workload fixture, or a skip that says what is missing."""
-    try:
-        return request.getfixturevalue(FIXTURE)
-    except pytest.FixtureLookupError:
-        pytest.skip(f"needs the {FIXTURE} fixture: user workloads on a real kubelet "
-                    "(the image issue's real node); not available yet")
-
-
-def probed_app(node: Any, version: int, path: str) -> str:
+def probed_app(node: RealNodeWorkloads, version: int, path: str) -> str:
+    port = 18080 + version
     properties = {
-        "args": list(node.args),
-        "ports": [{"port": node.port, "expose": True}],
-        "readinessProbe": {"httpGet": {"path": path, "port": node.port},
+        **node.server(port),
+        "readinessProbe": {"httpGet": {"path": path, "port": port},
                            "periodSeconds": 1, "failureThreshold": 1},
-    }
-    raw = application("probed", component="probed", external_revision=f"probed-v{version}",
-                      image=node.image, properties=properties,
-                      rollout={"targetSize": 4, "rolloutBatches": [{"replicas": 2},
-                                                                   {"replicas": 2}]})
-    # A new revision of the same image: what changes is the probe (and this env value).
-    raw["spec"]["components"][0]["properties"]["env"] = [{"name": "REVISION",
-                                                          "value": str(version)}]
+    }  # fmt: skip
+    size = node.node_count
+    raw = application("probed", component="probed", type=node.component_type,
+                      external_revision=f"probed-v{version}", image=node.image,
+                      properties=properties,
+                      rollout={"targetSize": size,
+                               "rolloutBatches": [{"replicas": 1}, {"replicas": size - 1}]})
     return manifest(raw)
 
 
-def rollout_status(node: Any) -> dict[str, Any]:
+def rollout_status(node: RealNodeWorkloads) -> dict[str, Any]:
     out = node.kubectl("get", "rollout", "probed", "-n", node.namespace, "-o", "json",
                        check=False)
     if out.returncode != 0:
@@ -67,7 +57,7 @@ def rollout_status(node: Any) -> dict[str, Any]:
     return status
 
 
-def state(node: Any) -> tuple[str, str, int, str]:
+def state(node: RealNodeWorkloads) -> tuple[str, str, int, str]:
     status = rollout_status(node)
     failed = next((c for c in status.get("conditions") or []
                    if c.get("type") == "Progressing" and c.get("status") == "False"), {})
@@ -75,22 +65,35 @@ def state(node: Any) -> tuple[str, str, int, str]:
             int(status.get("currentBatch") or 0), str(failed.get("reason", "")))
 
 
+def probe_events(node: RealNodeWorkloads) -> list[str]:
+    """The kubelet's readiness-probe failure events in the namespace."""
+    out = node.kubectl("get", "events", "-n", node.namespace, "-o", "json")
+    return [e["message"] for e in json.loads(out.stdout)["items"]
+            if e.get("reason") == "Unhealthy" and "Readiness probe failed" in e["message"]]
+
+
 def test_a_probe_that_never_passes_holds_the_first_batch_and_a_fixed_one_rolls_forward(
-    node: Any,
+    real_node_workloads: RealNodeWorkloads,
 ) -> None:
-    kubectl, ns = node.kubectl, node.namespace
-    kubectl("apply", "-n", ns, "-f", "-", input=probed_app(node, 1, node.ready_path))
+    node = real_node_workloads
+    kubectl, ns, size = node.kubectl, node.namespace, node.node_count
+    assert size >= 2, "a first batch and an old revision beside it need two nodes"
+    kubectl("apply", "-n", ns, "-f", "-", input=probed_app(node, 1, READY_PATH))
     eventually(lambda: state(node), equals=("rolloutSucceed", "probed-v1", 1, ""),
-               timeout=180, what="v1 ready on the real kubelet")
-    kubectl("apply", "-n", ns, "-f", "-", input=probed_app(node, 2, node.missing_path))
+               timeout=180, what="v1 ready on the real kubelets")
+    kubectl("apply", "-n", ns, "-f", "-", input=probed_app(node, 2, MISSING_PATH))
     eventually(lambda: state(node),
                equals=("rolloutFailed", "probed-v2", 0, "ProgressDeadlineExceeded"),
                timeout=node.deadline_seconds + 120, what="the progress deadline of batch 0")
-    # The old revision served throughout: all of it still Ready, the new pods never were.
+    # The old revision served throughout: all of it still Ready, the new pod never was,
+    # and the kubelet says why: the probe's HTTP answer.
     rows = view(kubectl, ns, "deploy", "-l", "app.oam.dev/component=probed")
-    assert {r["NAME"]: r["READY"] for r in rows} == {"probed-v1": "4/4", "probed-v2": "0/2"}
-    kubectl("apply", "-n", ns, "-f", "-", input=probed_app(node, 3, node.ready_path))
+    assert {r["NAME"]: r["READY"] for r in rows} == {"probed-v1": f"{size}/{size}",
+                                                     "probed-v2": "0/1"}
+    assert any("statuscode: 404" in m for m in probe_events(node)), probe_events(node)
+    kubectl("apply", "-n", ns, "-f", "-", input=probed_app(node, 3, READY_PATH))
     eventually(lambda: state(node), equals=("rolloutSucceed", "probed-v3", 1, ""),
                timeout=180, what="v3 rolled forward")
-    assert view(kubectl, ns, "deploy", "-l", "app.oam.dev/component=probed") == deploys(
-        ("probed-v3", 4))
+    eventually(lambda: view(kubectl, ns, "deploy", "-l", "app.oam.dev/component=probed"),
+               equals=deploys(("probed-v3", size)), timeout=60,
+               what="only v3 left, all of it Ready")
