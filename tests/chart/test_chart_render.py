@@ -304,12 +304,17 @@ def test_webhook_is_highly_available_and_probed() -> None:
 def test_a_disruption_budget_guards_only_a_replicated_webhook(
     values: dict[str, Any], budgets: int
 ) -> None:
-    assert len(m.of_kind(m.render(values), "PodDisruptionBudget")) == budgets
+    webhook_budgets = [
+        pdb
+        for pdb in m.of_kind(m.render(values), "PodDisruptionBudget")
+        if pdb["metadata"]["labels"]["app.kubernetes.io/component"] == "webhook"
+    ]
+    assert len(webhook_budgets) == budgets
 
 
 def test_pod_disruption_budget_uses_policy_v1beta1_on_kubernetes_1_20() -> None:
     versions = {
-        kube: m.one(m.render(kube_version=kube), "PodDisruptionBudget")["apiVersion"]
+        kube: m.one(m.render(kube_version=kube), "PodDisruptionBudget", "webhook")["apiVersion"]
         for kube in ("1.20.2", "1.25.0")
     }
     assert versions == {"1.20.2": "policy/v1beta1", "1.25.0": "policy/v1"}

@@ -7,7 +7,8 @@ the broken release is stood in for by the target revision's Deployment created a
 the upgrade with the simulated kubelet's never-ready annotation on its pod template. The
 controller creates the target by server-side apply, which adopts the existing object and
 leaves fields it does not manage in place: what it rolls is exactly a revision whose pods
-start but never get Ready.
+start but never get Ready. An operator sees such a failure in the controller's /metrics
+(the per-Rollout series), on the Application (`kubectl describe app`) and in its JSON log.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.apps import api_application, manifest
 from tests.fixtures.controller import ControllerProcess
@@ -134,3 +137,69 @@ def test_a_batch_never_ready_fails_at_the_deadline_touches_nothing_and_a_new_spe
     assert [c["type"] for c in rollout["status"]["conditions"]
             if c["type"] == "Progressing"] == []
     assert {k: v[0] for k, v in workloads(kubectl, namespace).items()} == {"api-v3": 6}
+
+
+def rollout_series(controller: ControllerProcess,
+                   namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """The per-Rollout samples of ``namespace`` on the controller's /metrics, by name:
+    labels (without namespace) and value."""
+    with urllib.request.urlopen(f"{controller.health_url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    found: dict[str, list[dict[str, Any]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (sample.name.startswith("oam_rollout_rollout_")
+                    and sample.labels.get("namespace") == namespace):
+                labels = {k: v for k, v in sample.labels.items() if k != "namespace"}
+                found.setdefault(sample.name, []).append({**labels, "value": sample.value})
+    return found
+
+
+def test_a_rollout_failed_at_the_deadline_shows_in_metrics_on_the_application_and_in_the_log(
+    deadline_controller: ControllerProcess, kubectl: Any, namespace: str,
+) -> None:
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(1, [3, 3])))
+    wait_settled(kubectl, namespace, 1)
+    kubectl("apply", "-f", "-", input=json.dumps(never_ready_deployment(namespace, "api-v2")))
+    kubectl("apply", "-n", namespace, "-f", "-", input=manifest(api_application(2, [3, 3])))
+    series = eventually(lambda: rollout_series(deadline_controller, namespace),
+                        until=lambda found: any(
+                            s["rolling_state"] == "rolloutFailed"
+                            for s in found.get("oam_rollout_rollout_info", [])),
+                        timeout=60, what="a failed rollout on /metrics",
+                        context=deadline_controller.tail)
+    assert series == {
+        "oam_rollout_rollout_info": [
+            {"name": "api", "component": "api", "rolling_state": "rolloutFailed",
+             "batch_state": "batchInRolling", "target_revision": "api-v2", "value": 1.0}],
+        "oam_rollout_rollout_failure_info": [
+            {"name": "api", "component": "api", "reason": "ProgressDeadlineExceeded",
+             "value": 1.0}],
+        "oam_rollout_rollout_current_batch": [{"name": "api", "value": 0.0}],
+        "oam_rollout_rollout_upgraded_replicas": [{"name": "api", "value": 3.0}],
+        "oam_rollout_rollout_ready_replicas": [{"name": "api", "value": 0.0}],
+    }
+
+    # The Warning is on the Application too, naming the component: `kubectl describe app`.
+    message = ("batch 0 (3 replicas, 1 of 2) not Ready within the progress deadline of 6s: "
+               "0/3 pods of api-v2 Ready")
+    on_app = eventually(
+        lambda: get(kubectl, "events", "-n", namespace, "--field-selector",
+                    "involvedObject.kind=Application,involvedObject.name=resilient,"
+                    "reason=ProgressDeadlineExceeded")["items"],
+        timeout=10, what="the Warning on the Application")
+    assert [(e["type"], e["message"]) for e in on_app] == [
+        ("Warning", f"component api: {message}")]
+    described = kubectl("describe", "app", "resilient", "-n", namespace).stdout.splitlines()
+    assert [line.split()[:2] for line in described
+            if line.endswith(f"component api: {message}")] == [
+        ["Warning", "ProgressDeadlineExceeded"]]
+
+    # Every line of its log is one JSON object; those about this rollout name it.
+    entries = [json.loads(line) for line in deadline_controller.log().splitlines()]
+    about = [e for e in entries if e.get("namespace") == namespace]
+    assert [e for e in about if not (e.get("app") == "resilient" or e.get("component") == "api")
+            or not {"ts", "level", "logger", "msg"} <= set(e)] == []
+    failed = [e for e in about if "progress-deadline" in e["msg"]]
+    assert [(e["level"], e["app"], e["component"]) for e in failed] == [
+        ("info", "resilient", "api")]

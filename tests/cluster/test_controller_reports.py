@@ -83,7 +83,8 @@ def test_status_of_a_missing_application_is_one_clear_line(
     argv = [sys.executable, "-m", "webhook", "status", "nope", "-n", namespace,
             "--kubeconfig", str(cluster.kubeconfig)]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    assert (result.returncode, result.stdout) == (1, "")
+    # 4: not found (0 succeeded, 1 failed, 2 usage or API error, 3 timed out).
+    assert (result.returncode, result.stdout) == (4, "")
     assert result.stderr == (f"oam-rollout status: application 'nope' not found in "
                              f"namespace '{namespace}'\n")
 

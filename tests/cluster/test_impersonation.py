@@ -142,7 +142,9 @@ class Team:
         return found
 
     def warnings(self, reason: str) -> list[str]:
-        events = self.get("events", "--field-selector", f"reason={reason}")["items"]
+        # The Rollout's (its Application gets the same, naming the component).
+        events = self.get("events", "--field-selector",
+                          f"reason={reason},involvedObject.kind=Rollout")["items"]
         return [e["message"] for e in events if e["type"] == "Warning"]
 
 

@@ -15,13 +15,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.apps import application
+from tests.fixtures.polling import eventually
 from tests.fixtures.webhook import (
     WebhookProcess,
     admission_review,
@@ -119,6 +122,23 @@ def test_metrics_add_up_across_workers(server: WebhookProcess) -> None:
         assert conn.getresponse().status == 415
         conn.close()
     assert count() == before + 8
+
+
+def test_each_worker_shows_its_process_metrics_by_pid_and_no_created_samples(
+    server: WebhookProcess,
+) -> None:
+    def families() -> dict[str, Any]:
+        text = server.get("/metrics")[1].decode()
+        return {f.name: f for f in text_string_to_metric_families(text)}
+
+    # Each worker loads the app on its own: the second may still be starting at first.
+    found = eventually(families, until=lambda f: len(
+        f["process_resident_memory_bytes"].samples) == 2, timeout=15,
+        what="both workers' process metrics")
+    memory = {s.labels["pid"]: s.value for s in found["process_resident_memory_bytes"].samples}
+    cpu_pids = {s.labels["pid"] for s in found["process_cpu_seconds"].samples}
+    created = [s.name for f in found.values() for s in f.samples if s.name.endswith("_created")]
+    assert (set(memory) == cpu_pids, min(memory.values()) > 0, created) == (True, True, [])
 
 
 VALID = json.dumps(admission_review(application())).encode()

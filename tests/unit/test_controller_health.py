@@ -21,7 +21,7 @@ from webhook.controller.health import (
     ready_problems,
 )
 from webhook.controller.loop import EventFeed, watch_kind
-from webhook.controller.metrics import ControllerMetrics
+from webhook.controller.metrics import ControllerMetrics, RolloutSeries
 from webhook.controller.queue import WorkQueue
 from webhook.core.labels import ROLLING_IN_BATCHES, ROLLOUT_FAILED, ROLLOUT_SUCCEED
 from webhook.kube.client import CLONESETS
@@ -135,12 +135,14 @@ def test_the_metrics_count_reconciles_states_queue_depth_and_hand_offs() -> None
     metrics.observe_reconcile("rollout", "conflict", 0.01)
     metrics.observe_reconcile("app", "success", 0.03)
     metrics.watch_queue(lambda: 7)
-    metrics.rollout_seen(("ns", "a"), ROLLING_IN_BATCHES, ("shrink-others",), True)
-    metrics.rollout_seen(("ns", "a"), ROLLING_IN_BATCHES,
+    metrics.rollout_seen(("ns", "a"), RolloutSeries("a", ROLLING_IN_BATCHES),
+                         ("shrink-others",), True)
+    metrics.rollout_seen(("ns", "a"), RolloutSeries("a", ROLLING_IN_BATCHES),
                          ("batch-verified", "batch-ready", "next-batch", "batch-rolling",
                           "change-target"), True)
-    metrics.rollout_seen(("ns", "b"), ROLLOUT_SUCCEED, (), False)
-    metrics.rollout_seen(("ns", "c"), ROLLOUT_FAILED, ("progress-deadline",), False)
+    metrics.rollout_seen(("ns", "b"), RolloutSeries("b", ROLLOUT_SUCCEED), (), False)
+    metrics.rollout_seen(("ns", "c"), RolloutSeries("c", ROLLOUT_FAILED),
+                         ("progress-deadline",), False)
     reconciles = samples(metrics, "oam_rollout_controller_reconcile_total")
     assert {k: v for k, v in reconciles.items() if v} == {
         (("kind", "rollout"), ("result", "success")): 1.0,
@@ -159,7 +161,7 @@ def test_the_metrics_count_reconciles_states_queue_depth_and_hand_offs() -> None
 
 def test_a_deleted_rollout_leaves_the_state_gauge() -> None:
     metrics = ControllerMetrics()
-    metrics.rollout_seen(("ns", "a"), ROLLING_IN_BATCHES, (), False)
+    metrics.rollout_seen(("ns", "a"), RolloutSeries("a", ROLLING_IN_BATCHES), (), False)
     metrics.rollout_gone(("ns", "a"))
     assert metrics.state_counts() == {}
 

@@ -81,9 +81,15 @@ def test_unusable_kubeconfigs_are_one_line_errors(tmp_path: Path, content: str, 
 
 @pytest.mark.parametrize(
     ("user", "says"),
-    [({"exec": {"command": "aws"}}, "exec and auth-provider"), ({}, None)],
+    [
+        # A plugin that cannot run is one line (working plugins: test_cli_credentials.py).
+        ({"exec": {"command": "/nonexistent/aws",
+                   "apiVersion": "client.authentication.k8s.io/v1beta1"}},
+         "yields no credentials"),
+        ({}, None),
+    ],
 )
-def test_exec_credentials_are_refused_and_anonymous_is_allowed(
+def test_a_plugin_that_cannot_run_is_an_error_and_anonymous_is_allowed(
     tmp_path: Path, user: dict[str, Any], says: str | None
 ) -> None:
     path = kubeconfig(tmp_path / "config", {"server": "https://127.0.0.1:6443"}, user)

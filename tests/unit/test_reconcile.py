@@ -65,8 +65,11 @@ def test_a_new_rollout_writes_its_status_first_then_creates_the_target_at_zero()
     deployment = api.writes[1][2]
     assert deployment["spec"]["replicas"] == 0
     assert deployment["metadata"]["annotations"] == {ANNOTATION_ROLLED_BY: "express-server"}
-    reasons = [body["reason"] for _, _, body in api.writes[2:]]
-    assert reasons == ["VerifyingSpec", "Initializing", "WorkloadCreated"]
+    reasons = [(body["involvedObject"]["kind"], body["reason"]) for _, _, body in api.writes[2:]]
+    # Each on the Rollout, then the same on its Application.
+    assert reasons == [(kind, reason) for reason in ("VerifyingSpec", "Initializing",
+                                                     "WorkloadCreated")
+                       for kind in ("Rollout", "Application")]
 
 
 def test_a_conflicting_status_write_stops_the_decision_before_any_workload_moves() -> None:

@@ -138,7 +138,8 @@ def test_a_refused_workload_write_marks_the_rollout_waits_and_resumes_once_permi
     flush(rec)
     conditions = {c["type"] for c in api.objects[ROLLOUT_PATH]["status"]["conditions"]}
     assert (DEPLOYMENT_PATH in api.objects, "Permitted" in conditions) == (True, False)
-    assert [reason for reason, _ in warnings(api)] == ["Forbidden"]
+    # Said once, on the Rollout and on its Application.
+    assert [reason for reason, _ in warnings(api)] == ["Forbidden", "Forbidden"]
 
 
 STAMPED = Condition("Permitted", "False", "Forbidden", "no", "2026-01-01T00:00:00Z")

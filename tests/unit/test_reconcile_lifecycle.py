@@ -203,7 +203,8 @@ def test_a_workload_write_the_api_refuses_fails_the_rollout_once_not_in_a_hot_lo
     rec.application(NS, APP)
     flush(rec)
     assert ready_condition(api)["reason"] == "ApiRefused"
-    assert events(api) == [("ApiRefused", progressing["message"])]  # said once
+    assert events(api) == [("ApiRefused", progressing["message"]),  # said once, and once
+                           ("ApiRefused", f"component express-server: {progressing['message']}")]
 
 
 def test_only_the_newest_revisions_up_to_the_limit_are_kept_never_one_in_use() -> None:

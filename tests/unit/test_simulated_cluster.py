@@ -318,7 +318,7 @@ def crd(name: str) -> dict[str, Any]:
         (
             "rollouts.yaml",
             ("standard.oam.dev", "Rollout", "rollouts"),
-            ["ro"],
+            [],
             "v1alpha1",
             [
                 ("TARGET", ".status.rolloutTargetSize"),
@@ -358,7 +358,7 @@ def test_each_crd_serves_its_kind_with_the_printer_columns_of_the_spec(
     assert (
         doc["metadata"]["name"],
         (spec["group"], spec["names"]["kind"], spec["names"]["plural"]),
-        spec["names"]["shortNames"],
+        spec["names"].get("shortNames", []),
         (served["name"], served["served"], served["storage"]),
         "status" in served["subresources"],
         [(c["name"], c["jsonPath"]) for c in served["additionalPrinterColumns"]],

@@ -2,9 +2,11 @@
 
 Holds ``generate`` (ECDSA P-256 CA + serving certificate carrying the requested SANs,
 written as ca.crt, tls.crt, tls.key with mode 0600, each file replaced atomically so a
-running server never reads half a file) and ``CertBundle``. The CA key is never written:
-rotating means generating a new pair and a new caBundle. It must not talk to the cluster
-and must not log key material.
+running server never reads half a file), ``CertBundle``, and the two builders it and the
+self-managed mode (webhook.admission.selfcerts) share: ``new_ca`` and ``issue``, which
+take the time as an argument. ``generate`` never writes the CA key: rotating means
+generating a new pair and a new caBundle. It must not talk to the cluster and must not
+log key material.
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ class CertBundle:
 
 
 def parse_hosts(text: str) -> list[str]:
-    """Split ``127.0.0.1,name.ns.svc`` into hosts; raises InputError when none is given."""
+    """Split ``127.0.0.1,name.ns.svc`` into hosts; InputError when none is given or one is
+    neither an IP address nor a DNS name."""
     hosts = [h.strip() for h in text.split(",") if h.strip()]
     if not hosts:
         raise InputError("--hosts: give at least one host name or IP address")
+    _subject_alt_names(hosts)  # a host that is neither an IP nor a name fails here
     return hosts
 
 
@@ -74,83 +78,106 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def build(hosts: Sequence[str]) -> tuple[bytes, bytes, bytes]:
-    """PEM bytes of (CA certificate, serving certificate, serving key) for ``hosts``."""
-    if not hosts:
-        raise InputError("--hosts: give at least one host name or IP address")
-    sans = _subject_alt_names(hosts)
-    now = datetime.datetime.now(datetime.UTC)
-    # Backdate a little: clocks of the apiserver and of this process may differ.
-    not_before = now - datetime.timedelta(minutes=5)
+# Certificates start this long before they are made: clocks of the apiserver and of this
+# process may differ. issued_at() undoes it, so a certificate also tells when it was made.
+CLOCK_SKEW = datetime.timedelta(minutes=5)
+_PEM = serialization.Encoding.PEM
 
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(_PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def issued_at(cert: x509.Certificate) -> datetime.datetime:
+    """When a certificate made here was made (its notBefore without the skew allowance)."""
+    return cert.not_valid_before_utc + CLOCK_SKEW
+
+
+def new_ca(now: datetime.datetime, validity: datetime.timedelta) -> tuple[bytes, bytes]:
+    """PEM bytes of (CA certificate, CA key), valid from ``now`` for ``validity``."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("oam-rollout webhook CA")
+    # A serial in the name keeps successive CAs apart when several are trusted at once.
+    ca_name = _name(f"oam-rollout webhook CA {x509.random_serial_number() % 10**8:08d}")
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
         .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_cert.public_bytes(_PEM), _key_pem(ca_key)
 
+
+def issue(
+    ca_pem: bytes,
+    ca_key_pem: bytes,
+    hosts: Sequence[str],
+    now: datetime.datetime,
+    not_after: datetime.datetime,
+) -> tuple[bytes, bytes]:
+    """PEM bytes of (serving certificate, serving key) for ``hosts``, signed by the CA."""
+    if not hosts:
+        raise InputError("--hosts: give at least one host name or IP address")
+    sans = _subject_alt_names(hosts)
+    ca_cert = x509.load_pem_x509_certificate(ca_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise InputError("the CA key is not an ECDSA key")
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(hosts[0]))
-        .issuer_name(ca_name)
+        .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(not_after)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
         )
         .sign(ca_key, hashes.SHA256())
     )
-    pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    return cert.public_bytes(_PEM), _key_pem(key)
+
+
+def build(hosts: Sequence[str]) -> tuple[bytes, bytes, bytes]:
+    """PEM bytes of (CA certificate, serving certificate, serving key) for ``hosts``."""
+    if not hosts:
+        raise InputError("--hosts: give at least one host name or IP address")
+    _subject_alt_names(hosts)  # bad hosts fail before any key is made
+    now = datetime.datetime.now(datetime.UTC)
+    ca_pem, ca_key_pem = new_ca(now, datetime.timedelta(days=CA_DAYS))
+    cert_pem, key_pem = issue(
+        ca_pem, ca_key_pem, hosts, now, now + datetime.timedelta(days=CERT_DAYS)
     )
-    return ca_cert.public_bytes(pem), cert.public_bytes(pem), key_pem
+    return ca_pem, cert_pem, key_pem
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` with mode 0600, atomically (temp file + rename)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -178,9 +205,9 @@ def generate(hosts: Sequence[str], out: Path) -> CertBundle:
             key_path=out / KEY_FILE,
             ca_path=out / CA_FILE,
         )
-        _write_private(paths.ca_path, ca_pem)
-        _write_private(paths.key_path, key_pem)
-        _write_private(paths.cert_path, cert_pem)
+        write_private(paths.ca_path, ca_pem)
+        write_private(paths.key_path, key_pem)
+        write_private(paths.cert_path, cert_pem)
     except OSError as exc:
         raise InputError(f"cannot write certificates to {out}: {exc.strerror or exc}") from exc
     return paths

@@ -4,12 +4,16 @@ Holds ``judge`` (the verdict on one Application object: field errors and warning
 which both the validating webhook and the ``validate`` CLI use, and the review
 functions around it: ``validate`` and ``mutate`` (and ``review``, which parses and
 dispatches). All are pure functions of their inputs, live state and a renderer: live
-state is looked up at most once, only when a decision needs it, and an ApiError
+state is looked up at most once, only when a decision needs it, and only the part the
+Application can look at (``ReadScope``) when the reader can narrow it; an ApiError
 while reading it becomes a 500-coded denial (never an allow). Judging = the core's
 static rules, the revision rules, the rules over live state, and rendering every
 template the change would apply. Mutation records the resolved revision of every
 component in one annotation, and who wrote the spec in another (never trusting a value
-the request brings), and nothing else. It must not do I/O itself, must not
+the request brings), and nothing else. With the policy's ``unknown_types`` "ignore", an
+Application using a type no template knows passes through (webhook.core.scope): judged
+no further, admitted with a warning saying why, and not patched (only a requester
+annotation it brings is removed: nobody vouched for it). It must not do I/O itself, must not
 touch Flask, and must not raise on bad user input (only BadReview, for a body that is
 not an AdmissionReview).
 """
@@ -17,6 +21,7 @@ not an AdmissionReview).
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -44,6 +49,7 @@ from webhook.core.names import ownership_errors, revision_name_errors
 from webhook.core.properties import DEFAULT_POLICY, ComponentPolicy
 from webhook.core.requester import encode_requester, requester_from_user_info
 from webhook.core.revisions import ResolvedRevision, resolve_revisions, target_revision_name
+from webhook.core.scope import pass_through_reason
 from webhook.core.state import ObservedState
 from webhook.core.validation import validate_against_state, validate_static
 
@@ -58,6 +64,68 @@ class StateReader(Protocol):
     """
 
     def __call__(self, namespace: str, name: str, *, rollouts: bool = True) -> ObservedState: ...
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """The part of a namespace's live state a review of one Application can look at.
+
+    The revisions of its ``components`` (whoever controls them: a foreign one takes the
+    name), the revisions named ``<component>-v<N>`` (the names a new revision must
+    avoid), the ``revisions`` it names itself (``externalRevision``, ``targetRevision``),
+    and its own Rollouts and the controllers of those named like its components. The
+    rules read live state by these keys only (webhook.core.revisions, names,
+    validation), so a state holding just these objects gets the same verdicts as one
+    holding the whole namespace; a reader may always answer with more.
+    """
+
+    components: frozenset[str]
+    revisions: frozenset[str]
+
+
+def read_scope(app: Application, *, targets: bool = True) -> ReadScope:
+    """What a review of ``app`` can look at (see ReadScope). ``targets=False``: leave the
+    rollout plans' targetRevisions out, for a mutation, which judges no plan and so need
+    not parse one."""
+    named: set[str] = set()
+    for component in app.components:
+        if component.external_revision:
+            named.add(component.external_revision)
+        plan = component.rollout() if targets else None
+        if plan is not None and plan.target_revision:
+            named.add(plan.target_revision)
+    return ReadScope(frozenset(c.name for c in app.components), frozenset(named))
+
+
+class ScopedStateReader(ABC):
+    """A StateReader that can also read just what one review looks at (``read_scoped``).
+
+    The watch-fed cache answers that from its indexes, so a review costs the same in a
+    namespace of 20,000 revisions as in an empty one. Admission asks for the scope
+    whenever the reader it is given is one of these.
+    """
+
+    @abstractmethod
+    def __call__(self, namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
+        """Everything live for the Application (as StateReader)."""
+
+    @abstractmethod
+    def read_scoped(
+        self, namespace: str, name: str, scope: ReadScope, *, rollouts: bool = True
+    ) -> ObservedState:
+        """At least what ``scope`` names; raises ApiError."""
+
+
+def read_for(
+    read_state: StateReader | ScopedStateReader, namespace: str, app: Application,
+    *, rollouts: bool,
+) -> ObservedState:
+    """What is live for ``app``: only its scope when the reader can narrow it. Without the
+    Rollouts (``rollouts=False``) no rule over a run is judged, and no target is looked up."""
+    if isinstance(read_state, ScopedStateReader):
+        scope = read_scope(app, targets=rollouts)
+        return read_state.read_scoped(namespace, app.name, scope, rollouts=rollouts)
+    return read_state(namespace, app.name, rollouts=rollouts)
 
 
 ADMITTED_OPERATIONS = ("CREATE", "UPDATE")
@@ -141,7 +209,14 @@ def judge(
     propagates (the webhook turns it into a 500 denial). ``old_object`` is the stored
     object of an UPDATE: when the spec is unchanged (metadata edits, finalizers) the
     state rules are skipped, since they judge transitions of the spec.
+
+    With ``policy.unknown_types`` "ignore", an Application using a type no template
+    knows is another controller's: no error, one warning saying why, ``app`` None.
     """
+    passing = pass_through_reason(app_object, renderer.component_types, renderer.trait_types,
+                                  policy.unknown_types)
+    if passing is not None:
+        return Verdict([], [passing])
     result = validate_static(
         app_object, renderer.component_types, renderer.trait_types, policy
     )
@@ -191,7 +266,8 @@ def review(
     """Answer one AdmissionReview body; BadReview if it is not one."""
     request = parse_review(body)
     if mode == "mutate":
-        return mutate(request, read_state, renderer, record_requester=record_requester)
+        return mutate(request, read_state, renderer, record_requester=record_requester,
+                      policy=policy)
     return validate(request, read_state, renderer, policy=policy)
 
 
@@ -235,7 +311,7 @@ def validate(
         return allowed(request)
 
     def lookup(app: Application, *, rollouts: bool) -> ObservedState:
-        return read_state(_namespace(request, app), app.name, rollouts=rollouts)
+        return read_for(read_state, _namespace(request, app), app, rollouts=rollouts)
 
     old = request.old_object if request.operation == "UPDATE" else None
     try:
@@ -340,13 +416,20 @@ def mutate(
     renderer: Renderer,
     *,
     record_requester: bool = False,
+    policy: ComponentPolicy = DEFAULT_POLICY,
 ) -> dict[str, Any]:
     """The mutating webhook's answer: the revisions annotation set or corrected, and the
     requester annotation made what ``requester_value`` says (``record_requester``: the
-    server's --record-requester, on unless turned off)."""
+    server's --record-requester, on unless turned off). An Application that passes
+    through (``policy.unknown_types``) is left as it is, but for a requester annotation
+    it brings: the controller would trust it should the type become ours."""
     if not _is_application_write(request):
         return allowed(request)
     assert request.object is not None  # _is_application_write guarantees it
+    if pass_through_reason(request.object, renderer.component_types, renderer.trait_types,
+                           policy.unknown_types) is not None:
+        # The validating webhook gives the warning: once, not once per webhook.
+        return patched(request, annotations_patch(request.object, {ANNOTATION_REQUESTER: None}))
     requester = {ANNOTATION_REQUESTER: requester_value(request, record_requester)}
     previous = _previous_annotation(request)
     if _spec_unchanged(request) and previous is not None:
@@ -359,7 +442,7 @@ def mutate(
         return patched(request, annotations_patch(request.object, requester))
     try:
         # Naming revisions needs the revisions only, not the Rollouts.
-        observed = read_state(_namespace(request, app), app.name, rollouts=False)
+        observed = read_for(read_state, _namespace(request, app), app, rollouts=False)
     except ApiError as exc:
         return _cluster_error(request, exc)
     resolved, errors = resolve_revisions(app, observed)
@@ -372,7 +455,9 @@ def mutate(
 __all__ = [
     "BadReview",
     "Mode",
+    "ReadScope",
     "Renderer",
+    "ScopedStateReader",
     "StateLookup",
     "StateReader",
     "Verdict",
@@ -380,6 +465,8 @@ __all__ = [
     "annotations_patch",
     "judge",
     "mutate",
+    "read_for",
+    "read_scope",
     "render_errors",
     "requester_value",
     "review",

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.admission.wirejson import dumps
 from webhook.core.errors import FieldError
 
 ADMISSION_GROUP = "admission.k8s.io"
@@ -143,7 +144,7 @@ def patched(
     if not patch:
         return allowed(request, warnings)
     review = allowed(request, warnings)
-    encoded = json.dumps(list(patch), separators=(",", ":")).encode()
+    encoded = dumps(list(patch))
     review["response"]["patchType"] = "JSONPatch"
     review["response"]["patch"] = base64.b64encode(encoded).decode("ascii")
     return review

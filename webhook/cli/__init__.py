@@ -1,7 +1,8 @@
 """The ``oam-rollout`` command line: parser assembly and the top-level error guard.
 
-Holds only the dispatch: each subcommand lives in ``webhook.cli.<name>`` and
-exposes ``register(subparsers)``, which adds its parser and sets ``func``. Heavy
+Holds only the dispatch: each subcommand lives in ``webhook.cli.<name>`` (the four
+operator verbs together in ``webhook.cli.verbs``) and exposes ``register(subparsers)``,
+which adds its parsers and sets ``func``. Heavy
 imports happen inside each command's ``run`` so ``--help`` stays fast. It must not
 hold command logic.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -24,15 +26,20 @@ COMMAND_MODULES = (
     "certs",
     "controller",
     "status",
+    "verbs",
     "cluster",
     "demo",
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The console script kubectl runs as a plugin (`kubectl oam-rollout ...`).
+PLUGIN_SCRIPT = "kubectl-oam_rollout"
+
+
+def build_parser(prog: str = "oam-rollout") -> argparse.ArgumentParser:
     """The full parser; the chart test parses rendered container args with it."""
     parser = argparse.ArgumentParser(
-        prog="oam-rollout",
+        prog=prog,
         description="Safe batch rollouts and batch scaling for OAM Application components.",
     )
     parser.add_argument("--version", action="version", version=f"oam-rollout {__version__}")
@@ -45,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    # Usage lines name the command the way it was typed.
+    plugin = os.path.basename(sys.argv[0]) == PLUGIN_SCRIPT
+    parser = build_parser("kubectl oam-rollout" if plugin else "oam-rollout")
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

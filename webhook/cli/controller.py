@@ -15,6 +15,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from webhook.controller.logs import FORMATS as LOG_FORMATS
+from webhook.controller.logs import LEVELS as LOG_LEVELS
+from webhook.core.scope import UNKNOWN_DENY, UNKNOWN_TYPES_MODES, Scope, Shard, shard_errors
+from webhook.core.selectors import SelectorError, parse_selector
+
 NAME = "controller"
 
 
@@ -29,8 +34,18 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--kubeconfig", metavar="FILE",
                    help="kubeconfig (default: in-cluster, else $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--context", metavar="NAME",
+                   help="kubeconfig context (default: its current-context; exec and "
+                   "auth-provider users work as with kubectl)")
     p.add_argument("--namespace", metavar="NS",
-                   help="only act in this namespace (default: all namespaces)")
+                   help="only act in this namespace (default: all namespaces; the kubeconfig "
+                   "context's namespace is not used)")
+    p.add_argument("--namespace-selector", metavar="SELECTOR", default="",
+                   help="only act on Applications in namespaces whose labels match this "
+                   "label selector (as kubectl -l: 'rollout.oam.dev/enabled=true', "
+                   "'team in (a,b),!legacy'); a namespace labelled later is picked up, one "
+                   "that loses the label is left alone (nothing deleted); with --namespace "
+                   "both must hold (default: every namespace)")
     p.add_argument("--leader-elect", action="store_true",
                    help="act only while holding the coordination.k8s.io/v1 Lease")
     p.add_argument("--lease-namespace", metavar="NS", default=None,
@@ -68,15 +83,38 @@ def register(sub: Any) -> None:
                    "controller's own rights; see docs/security.md)")
     p.add_argument("--templates-dir", metavar="DIR", type=Path,
                    help="extra component and trait templates")
-    p.add_argument("-v", "--verbose", action="store_true", help="log every reconcile")
+    p.add_argument("--shards", type=int, default=1, metavar="M",
+                   help="run as one of M controllers, each acting on its own Applications: "
+                   "a stable hash of namespace/name, or the label rollout.oam.dev/shard=N "
+                   "on the Application; each shard elects its leader on the Lease "
+                   "<lease-name>-shard-<N> and its writes name shard-<N>/<identity> "
+                   "(default 1: every Application, the Lease <lease-name>)")
+    p.add_argument("--shard-id", type=int, default=0, metavar="N",
+                   help="which of the --shards this controller is, 0 to M-1 (default 0)")
+    p.add_argument("--unknown-types", choices=UNKNOWN_TYPES_MODES, default=UNKNOWN_DENY,
+                   help="Applications using a component or trait type no template knows: "
+                   "act on them (deny, the default: their status reports the error), or "
+                   "ignore them entirely, for another controller beside this one "
+                   "(KubeVela's); give the webhook the same setting")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default=LOG_FORMATS[0],
+                   help="json: one JSON object a line, with namespace, app and component on "
+                   "every line about one (the default); text: one plain line each")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                   help="the controller's own lines from this level (default info); the "
+                   "libraries' from warning")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="log every reconcile (same as --log-level debug)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from webhook.controller.cache import Caches
     from webhook.controller.health import HealthServer
     from webhook.controller.lease import LeaderElector, default_identity
+    from webhook.controller.logs import configure as configure_logging
     from webhook.controller.loop import ControllerLoop
     from webhook.controller.metrics import ControllerMetrics
+    from webhook.controller.namespaces import NamespaceIndex
     from webhook.controller.reconcile import Reconciler
     from webhook.kube.client import connect, writer_manager
     from webhook.render.renderer import Renderer
@@ -96,33 +134,46 @@ def run(args: argparse.Namespace) -> int:
     if args.revision_history_limit < 0:
         print("oam-rollout controller: --revision-history-limit must be >= 0", file=sys.stderr)
         return 2
+    for problem in shard_errors(args.shard_id, args.shards):
+        print(f"oam-rollout controller: {problem}", file=sys.stderr)
+        return 2
     if not 0 <= args.health_port <= 65535:
         print("oam-rollout controller: --health-port must be between 0 (off) and 65535",
               file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    if not args.verbose:
-        logging.getLogger("oam_rollout.controller").setLevel(logging.INFO)
-    api = connect(args.kubeconfig)
-    identity = args.identity or default_identity()
+    try:
+        namespace_selector = parse_selector(args.namespace_selector)
+    except SelectorError as exc:
+        print(f"oam-rollout controller: --namespace-selector: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_format, "debug" if args.verbose else args.log_level)
+    api = connect(args.kubeconfig, context=args.context)
+    shard = Shard(args.shard_id, args.shards)
+    identity = shard.identity(args.identity or default_identity())
     api.manager = writer_manager(identity)  # plain writes name this replica in managedFields
     renderer = Renderer(args.templates_dir)
+    # Which Applications are ours: this shard's, less those of types no template knows
+    # when they are left to another controller.
+    # --namespace-selector: only in the namespaces it matches, as the loop's namespace
+    # watch keeps them in the index.
+    scope = Scope(shard, args.unknown_types, renderer.component_types, renderer.trait_types,
+                  None if namespace_selector.everything else namespace_selector,
+                  NamespaceIndex())
     elector = None
     if args.leader_elect:
         elector = LeaderElector(
-            api, args.lease_namespace or args.namespace or "default", args.lease_name,
+            api, args.lease_namespace or args.namespace or "default",
+            shard.lease_name(args.lease_name),
             identity=identity, lease_seconds=args.lease_duration,
             renew_seconds=args.renew_deadline, retry_seconds=args.retry_period)
     metrics = ControllerMetrics()
     reconciler = Reconciler(api, renderer, progress_deadline=args.progress_deadline,
                             metrics=metrics, identity=identity, impersonate=args.impersonate,
-                            revision_history_limit=args.revision_history_limit)
+                            revision_history_limit=args.revision_history_limit, scope=scope,
+                            caches=Caches())  # reads served by the watches' caches
     loop = ControllerLoop(api, reconciler, namespace=args.namespace, workers=args.workers,
-                          resync_seconds=args.resync, elector=elector, metrics=metrics)
+                          resync_seconds=args.resync, elector=elector, metrics=metrics,
+                          scope=scope)
     health = None
     if args.health_port:
         try:
@@ -144,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if loop.start():
-        print("oam-rollout controller: running", file=sys.stderr, flush=True)
+        logging.getLogger("oam_rollout.controller").info("oam-rollout controller: running")
         stopped.wait()
     logging.getLogger("oam_rollout.controller").info("stopping")
     loop.shutdown()

@@ -3,8 +3,10 @@
 Holds argument parsing, the up-front checks (TLS pair, templates directory, kubeconfig)
 that turn setup mistakes into one-line errors, and the gunicorn application whose
 workers each build the Flask app (webhook.admission.server) with their own API reader, watch-fed
-state cache and renderer. The master process stays light: it never imports Flask or the
-renderer. It must not hold admission logic.
+state cache and renderer. With ``--self-managed-certs`` the master also runs
+webhook.admission.selfmanaged (its CA and serving pair in a Secret, the caBundle in the
+configurations), which writes the pair the workers serve. The master process stays
+light: it never imports Flask or the renderer. It must not hold admission logic.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from webhook.cli.policy import add_policy_arguments, policy_from
+from webhook.core.scope import UNKNOWN_DENY, UNKNOWN_TYPES_MODES
 
 NAME = "webhook"
 
@@ -38,8 +42,36 @@ def register(sub: Any) -> None:
             "files are re-read when they change."
         ),
     )
-    p.add_argument("--tls-cert", required=True, type=Path, help="serving certificate (PEM)")
-    p.add_argument("--tls-key", required=True, type=Path, help="serving key (PEM)")
+    p.add_argument("--tls-cert", type=Path, help="serving certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="serving key (PEM)")
+    certs = p.add_argument_group(
+        "self-managed TLS (instead of --tls-cert/--tls-key)",
+        "The webhook keeps a CA and a serving certificate in a Secret, puts the CA bundle "
+        "into its webhook configurations and rotates both before they expire.",
+    )
+    certs.add_argument(
+        "--self-managed-certs", action="store_true",
+        help="manage the CA, the serving certificate and the configurations' caBundle",
+    )  # fmt: skip
+    certs.add_argument("--certs-secret", metavar="NAME",
+                       help="the Secret holding them (created if absent)")  # fmt: skip
+    certs.add_argument(
+        "--certs-namespace", metavar="NS", default=os.environ.get("POD_NAMESPACE", ""),
+        help="the Secret's namespace (default: $POD_NAMESPACE)",
+    )  # fmt: skip
+    certs.add_argument(
+        "--webhook-configurations", metavar="KIND/NAME,...",
+        help="configurations whose webhooks get the caBundle, e.g. "
+        "mutating/oam-rollout-mutate,validating/oam-rollout-validate",
+    )  # fmt: skip
+    certs.add_argument(
+        "--cert-hosts", metavar="HOST,...",
+        help="names and IPs the serving certificate is for, e.g. NAME.NS.svc,127.0.0.1",
+    )  # fmt: skip
+    certs.add_argument("--cert-validity", metavar="D", default="8760h",
+                       help="lifetime of each CA and serving certificate (default 8760h)")
+    certs.add_argument("--rotate-before", metavar="D", default="720h",
+                       help="replace them this long before they expire (default 720h)")
     p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=9443, help="TLS port (default 9443)")
     p.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then ~/.kube/config)")
@@ -62,6 +94,14 @@ def register(sub: Any) -> None:
         "removed either way",
     )
     add_policy_arguments(p)
+    p.add_argument(
+        "--unknown-types",
+        choices=UNKNOWN_TYPES_MODES,
+        default=UNKNOWN_DENY,
+        help="Applications using a component or trait type no template knows: deny them "
+        "(default), or ignore them: admitted untouched, with a warning, for another controller "
+        "beside this one (KubeVela's); give the controller the same setting",
+    )
     p.add_argument(
         "--no-state-cache",
         action="store_true",
@@ -97,16 +137,46 @@ def check_setup(args: argparse.Namespace) -> None:
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port {args.port}: not a TCP port")
-    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
-        if not path.is_file():
-            raise InputError(f"{flag} {path}: no such file")
-    try:
-        build_context(args.tls_cert, args.tls_key)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"--tls-cert/--tls-key: the pair does not load: {exc}") from exc
+    if args.self_managed_certs:
+        if args.tls_cert or args.tls_key:
+            raise InputError("--tls-cert/--tls-key and --self-managed-certs exclude each other")
+        self_managed_settings(args)
+    else:
+        for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+            if path is None:
+                raise InputError(f"{flag} is required (or use --self-managed-certs)")
+            if not path.is_file():
+                raise InputError(f"{flag} {path}: no such file")
+        try:
+            build_context(args.tls_cert, args.tls_key)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--tls-cert/--tls-key: the pair does not load: {exc}") from exc
     if args.templates_dir is not None and not args.templates_dir.is_dir():
         raise InputError(f"--templates-dir {args.templates_dir}: no such directory")
     load_credentials(args.kubeconfig)  # raises ApiConfigError with the reason
+
+
+def self_managed_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(certplan.Policy, the configuration refs) from the self-managed flags; InputError
+    naming the flag that is missing or wrong."""
+    from webhook.admission.certplan import Policy, parse_configurations, parse_duration
+    from webhook.admission.certs import parse_hosts
+    from webhook.core.errors import InputError
+
+    for flag, value in (("--certs-secret", args.certs_secret),
+                        ("--webhook-configurations", args.webhook_configurations),
+                        ("--cert-hosts", args.cert_hosts)):  # fmt: skip
+        if not value:
+            raise InputError(f"--self-managed-certs needs {flag}")
+    if not args.certs_namespace:
+        raise InputError("--self-managed-certs needs --certs-namespace (or $POD_NAMESPACE)")
+    hosts = parse_hosts(args.cert_hosts)
+    policy = Policy(
+        validity=parse_duration(args.cert_validity, "--cert-validity"),
+        rotate_before=parse_duration(args.rotate_before, "--rotate-before"),
+        hosts=tuple(hosts),
+    )
+    return policy, parse_configurations(args.webhook_configurations)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,6 +200,49 @@ def bind_address(host: str, port: int) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
+    if args.self_managed_certs:
+        return serve_self_managed(args)
+    return serve_pair(args)
+
+
+def serve_self_managed(args: argparse.Namespace) -> int:
+    """Serve the pair webhook.admission.selfmanaged keeps in a private directory."""
+    import logging
+
+    from webhook.admission.selfmanaged import SelfManagedCerts
+    from webhook.core.logformat import JsonFormatter
+    from webhook.kube.client import connect
+
+    log = logging.getLogger("oam_rollout.certs")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    policy, configurations = self_managed_settings(args)
+    out_dir = Path(tempfile.mkdtemp(prefix="oam-rollout-tls-"))
+    master = os.getpid()
+    manager = SelfManagedCerts(
+        connect(args.kubeconfig, pool_size=4), args.certs_namespace, args.certs_secret,
+        configurations, policy, out_dir,
+        labels={"app.kubernetes.io/part-of": "oam-rollout",
+                "app.kubernetes.io/component": "webhook"},
+    )  # fmt: skip
+    try:
+        manager.start_up()
+        manager.start()
+        args.tls_cert, args.tls_key = manager.cert_path, manager.key_path
+        return serve_pair(args)
+    finally:
+        # Workers unwind through here too: only the master owns the thread and the files.
+        if os.getpid() == master:
+            manager.stop()
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def serve_pair(args: argparse.Namespace) -> int:
+    """gunicorn over the TLS pair in --tls-cert/--tls-key, reloaded when the files change."""
     from gunicorn.app.base import BaseApplication
 
     from webhook.admission.tls import TlsReloader
@@ -176,7 +289,7 @@ def serve(args: argparse.Namespace) -> int:
         return create_app(
             reader, renderer, metrics=metrics, ready=lambda: {"templates": True, "tls": tls.loaded},
             record_requester=args.record_requester,
-            policy=policy_from(args),
+            policy=replace(policy_from(args), unknown_types=args.unknown_types),
         )
 
     options = {

@@ -20,6 +20,9 @@ ownerReference is this Application by UID). Then, in this order:
 5. ControllerRevisions past the history limit, never one in use;
 6. status, and a Warning Event per problem when it is new.
 
+A pass over an Application that is not in the controller's scope (re-pinned to another
+shard since it was queued, say) writes nothing.
+
 A write the API refuses for good (400/403/404/409/422) fails the component loudly (its
 Ready condition, a Warning Event) and is not retried until the Application changes;
 transient failures raise for the loop to retry. It must not hold decisions: ownership,
@@ -35,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from webhook.controller.cache import Caches
 from webhook.controller.guards import RESOURCES, OwnershipConflict, check_writable, delete_checked
 from webhook.controller.inventory import (
     CONFLICT_RETRIES,
@@ -55,6 +59,7 @@ from webhook.controller.inventory import (
     surplus_revisions,
     taken,
 )
+from webhook.controller.logs import about
 from webhook.controller.machine import REASON_API_REFUSED, REASON_OWNERSHIP
 from webhook.controller.views import application_status, rollout_failure, service_health
 from webhook.controller.writers import BLOCKED, denial
@@ -72,8 +77,9 @@ from webhook.core.labels import (
 from webhook.core.model import COMPONENTS_PATH, Application, Component, parse_application
 from webhook.core.objects import component_observation, metadata, observed_state_from
 from webhook.core.revisions import ResolvedRevision, resolve_revisions, target_revision_name
+from webhook.core.scope import EVERYTHING, Scope
 from webhook.core.state import ObservedState
-from webhook.kube.client import APPLICATIONS, REVISIONS, ROLLOUTS, KubeApi
+from webhook.kube.client import APPLICATIONS, REVISIONS, ROLLOUTS, KubeApi, Resource
 from webhook.render.renderer import Renderer
 
 log = logging.getLogger("oam_rollout.controller")
@@ -119,11 +125,20 @@ class ApplicationPass:
     history_limit: int = DEFAULT_REVISION_HISTORY
     # Told each ControllerRevision deleted: (namespace, name).
     forget_revision: Callable[[str, str], None] = lambda namespace, name: None
+    # The Applications this controller acts on (webhook.core.scope).
+    scope: Scope = EVERYTHING
+    # The watches' caches (cache.py): when given, the pass reads them and lists nothing.
+    caches: Caches | None = None
 
     def run(self, namespace: str, name: str) -> None:
-        raw = self.api.get(APPLICATIONS.path(namespace, name))
+        raw = (self.caches.get(APPLICATIONS, namespace, name) if self.caches is not None
+               else self.api.get(APPLICATIONS.path(namespace, name)))
         if raw is None or metadata(raw).get("deletionTimestamp"):
             return  # owned objects go with it (ownerReferences)
+        if not self.scope.ours(raw):
+            log.info("%s/%s: not ours (another shard's, or a type we have no template "
+                     "for): left alone", namespace, name)
+            return
         app, errs = parse_application(raw)
         if app is None or errs:
             outcome = Outcome(errors=[str(e) for e in errs] or ["not an Application"])
@@ -164,8 +179,9 @@ class ApplicationPass:
                                      "message": held[component.name]})
                 self._problem(out, component.name, REASON_OWNERSHIP, held[component.name])
                 continue
-            self._component(app, component, resolved[component.name], observed, reads,
-                            carried.get(component.name), live, out)
+            with about(component=component.name):  # on its log lines
+                self._component(app, component, resolved[component.name], observed, reads,
+                                carried.get(component.name), live, out)
         for d in doomed:
             if d.obj.kind != ROLLOUT_KIND:
                 self._delete(raw, app, d, out)
@@ -176,6 +192,8 @@ class ApplicationPass:
         """Everything the pass decides on, read side by side."""
         ns = app.namespace
         names = sorted({c.name for c in app.components})
+        if self.caches is not None:
+            return self._cached_reads(app, names)
         revisions = self.pool.submit(
             lambda: self.api.list(REVISIONS.path(ns), f"{LABEL_CONTROLLER_COMPONENT} in "
                                   f"({','.join(names)})") if names else [])
@@ -187,6 +205,17 @@ class ApplicationPass:
             revisions=revisions.result(),
             rollouts={n: f.result() for n, f in rollouts.items()},
             owned=[(kind, obj) for kind, f in owned.items() for obj in f.result()
+                   if is_ours(live_object(kind, obj), app.uid)])
+
+    def _cached_reads(self, app: Application, names: list[str]) -> Reads:
+        """The same reads, from the watches' caches (no request)."""
+        assert self.caches is not None
+        ns = app.namespace
+        return Reads(
+            revisions=self.caches.store(REVISIONS).in_namespace(
+                ns, LABEL_CONTROLLER_COMPONENT, names),
+            rollouts={n: self.caches.get(ROLLOUTS, ns, n) for n in names},
+            owned=[(kind, obj) for kind, obj in self.caches.owned(ns, app.name, RESOURCES)
                    if is_ours(live_object(kind, obj), app.uid)])
 
     def _list_kind(self, path: str, selector: str) -> list[dict[str, Any]]:
@@ -261,7 +290,7 @@ class ApplicationPass:
                          rev: ResolvedRevision) -> None:
         body = self.renderer.render_revision(app, component, rev)
         try:
-            self.api.create(REVISIONS.path(app.namespace), body)
+            self._kept(REVISIONS, self.api.create(REVISIONS.path(app.namespace), body))
             log.info("created ControllerRevision %s/%s", app.namespace, rev.name)
         except ApiError as exc:
             if exc.status != 409:  # already there: created by an earlier pass
@@ -277,6 +306,7 @@ class ApplicationPass:
                                               target_revision_name(component, rev), last)
         if live is None or live.get("spec") != wanted.get("spec") or not _owned(live, wanted):
             live = _applied(self.writer(app), self.sign(wanted))
+            self._kept(ROLLOUTS, live)
         return live
 
     def _apply_plain(self, app: Application, component: Component, rev: ResolvedRevision,
@@ -327,6 +357,8 @@ class ApplicationPass:
             log.info("%s/%s %s %s stays: %s", app.namespace, app.name, d.obj.kind, d.obj.name,
                      kept)
             return
+        if self.caches is not None:
+            self.caches.deleted(RESOURCES[d.obj.kind], app.namespace, d.obj.name, d.obj.uid)
         if d.obj.kind == REVISION_KIND:
             self.forget_revision(app.namespace, d.obj.name)
         log.info("%s/%s deleted %s %s: %s", app.namespace, app.name, d.obj.kind, d.obj.name,
@@ -358,9 +390,20 @@ class ApplicationPass:
         if new == old:
             return False
         body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": new}
-        self.api.merge_patch(APPLICATIONS.path(meta.get("namespace"), meta.get("name"),
-                                               "status"), body)
+        try:
+            self._kept(APPLICATIONS, self.api.merge_patch(APPLICATIONS.path(
+                meta.get("namespace"), meta.get("name"), "status"), body))
+        except ApiError as exc:
+            if exc.conflict and self.caches is not None:  # decided on a stale read
+                self._kept(APPLICATIONS, self.api.get(APPLICATIONS.path(
+                    meta.get("namespace"), meta.get("name"))))
+            raise
         return True
+
+    def _kept(self, resource: Resource, obj: Mapping[str, Any] | None) -> None:
+        """Our own write's answer into the caches, so the next pass sees it."""
+        if self.caches is not None:
+            self.caches.wrote(resource, obj)
 
 
 def prefer_annotated_names(app: Application, resolved: dict[str, ResolvedRevision],

@@ -2,7 +2,9 @@
 
 Holds the queue the watches feed and the workers drain: keys added while queued are
 merged, a key added while a worker holds it runs once more afterwards, retries back off
-exponentially, and deadline wake-ups keep one pending entry per key. It must not know
+exponentially, and deadline wake-ups keep one pending entry per key. Keys added
+``first`` (a change seen now) go ahead of the others (a listing's backlog), so a new
+leader with thousands of listed keys acts on what just changed first. It must not know
 what a key means (loop.py maps objects to keys, reconcile.py acts on them).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import deque
 
 Key = tuple[str, str, str]  # (kind "app" | "rollout", namespace, name)
 
@@ -21,23 +24,33 @@ class WorkQueue:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._ready: list[Key] = []
+        # Two lanes, ``first`` drained before ``_ready``; a key promoted from the second
+        # lane leaves a stale entry there, skipped as it is no longer in ``_queued``.
+        self._first: deque[Key] = deque()
+        self._ready: deque[Key] = deque()
         self._queued: set[Key] = set()
         self._active: set[Key] = set()
         self._dirty: set[Key] = set()
+        self._in_first: set[Key] = set()  # queued with an entry in the first lane
         self._later: list[tuple[float, Key]] = []
         self._failures: dict[Key, int] = {}
         self._wakes: dict[Key, float] = {}  # key: when its pending wake-up falls due
         self._closed = False
 
-    def add(self, key: Key) -> None:
+    def add(self, key: Key, first: bool = False) -> None:
+        """Queue ``key``; ``first``: ahead of the keys queued without it."""
         with self._cond:
             if key in self._active:
                 self._dirty.add(key)
             elif key not in self._queued:
                 self._queued.add(key)
-                self._ready.append(key)
+                (self._first if first else self._ready).append(key)
+                if first:
+                    self._in_first.add(key)
                 self._cond.notify()
+            elif first and key not in self._in_first:
+                self._in_first.add(key)
+                self._first.append(key)
 
     def add_after(self, key: Key, delay: float) -> None:
         with self._cond:
@@ -65,7 +78,7 @@ class WorkQueue:
             n = self._failures.get(key, 0) + 1
             self._failures[key] = n
         if immediate and n < 5:
-            self.add(key)
+            self.add(key, first=True)
         else:
             self.add_after(key, min(30.0, 0.005 * 2 ** min(n, 13)))
 
@@ -85,12 +98,16 @@ class WorkQueue:
                         del self._wakes[key]
                     if key in self._active:
                         self._dirty.add(key)
-                    elif key not in self._queued:
+                    elif key not in self._queued:  # due now: ahead of a backlog
                         self._queued.add(key)
-                        self._ready.append(key)
-                if self._ready:
-                    key = self._ready.pop(0)
+                        self._in_first.add(key)
+                        self._first.append(key)
+                while self._first or self._ready:
+                    key = (self._first or self._ready).popleft()
+                    if key not in self._queued:
+                        continue  # promoted, and taken already
                     self._queued.discard(key)
+                    self._in_first.discard(key)
                     self._active.add(key)
                     return key
                 timeout = self._later[0][0] - now if self._later else None
@@ -101,8 +118,9 @@ class WorkQueue:
             self._active.discard(key)
             if key in self._dirty:
                 self._dirty.discard(key)
-                self._queued.add(key)
-                self._ready.append(key)
+                self._queued.add(key)  # changed while it ran: ahead of a backlog
+                self._in_first.add(key)
+                self._first.append(key)
                 self._cond.notify()
 
     def close(self) -> None:
@@ -113,7 +131,7 @@ class WorkQueue:
     def __len__(self) -> int:
         """Keys ready or being processed (delayed ones are not counted)."""
         with self._cond:
-            return len(self._ready) + len(self._active)
+            return len(self._queued) + len(self._active)
 
     def pending_delays(self) -> int:
         """Delayed additions not yet due: retries backing off and deadline wake-ups."""

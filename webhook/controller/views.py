@@ -21,7 +21,14 @@ from webhook.controller.machine import (
     Workload,
     WorkloadKind,
 )
-from webhook.core.labels import BATCH_READY, LABEL_REVISION, ROLLOUT_FAILED
+from webhook.core.labels import (
+    APP_API_VERSION,
+    APP_KIND,
+    BATCH_READY,
+    LABEL_REVISION,
+    ROLLOUT_FAILED,
+)
+from webhook.core.model import Application
 
 PHASE_RUNNING = "running"
 PHASE_FAILED = "failed"
@@ -205,6 +212,12 @@ def event_body(involved: Mapping[str, Any], event: EmitEvent, now: str,
     }
 
 
+def application_reference(app: Application) -> dict[str, Any]:
+    """As much of ``app`` as an Event about it needs (event_body's ``involved``)."""
+    return {"apiVersion": APP_API_VERSION, "kind": APP_KIND,
+            "metadata": {"name": app.name, "namespace": app.namespace, "uid": app.uid}}
+
+
 def rollout_failure(rollout: Mapping[str, Any]) -> tuple[str, str] | None:
     """(reason, message) of a failed Rollout: the condition that failed it, not the
     RolloutComplete=False every unfinished run carries."""
@@ -220,6 +233,16 @@ def rollout_failure(rollout: Mapping[str, Any]) -> tuple[str, str] | None:
     failed.sort(key=lambda c: c.get("type") == CONDITION_COMPLETE)
     cond = failed[0] if failed else {}
     return _str(cond.get("reason")) or "RolloutFailed", _str(cond.get("message"))
+
+
+def failure_reason(progress: Progress) -> str:
+    """The reason a decided run stands failed, by rollout_failure's rule ("" while it does
+    not); a write it was refused (Permitted) is for the caller that saw it to report."""
+    status = status_from(progress)
+    status["conditions"] = [c for c in status["conditions"]
+                            if c.get("type") != CONDITION_PERMITTED]
+    found = rollout_failure({"status": status})
+    return found[0] if found is not None else ""
 
 
 def service_health(component: str, rollout: Mapping[str, Any] | None,

@@ -40,6 +40,7 @@ from webhook.core.podfields import (
     annotations_map,
     labels_map,
 )
+from webhook.core.scope import UNKNOWN_DENY, UnknownTypes
 from webhook.core.shapes import wrong_type
 
 __all__ = [
@@ -71,6 +72,9 @@ class ComponentPolicy:
 
     allow_host_path: bool = False
     expose_types: frozenset[str] = frozenset({DEFAULT_EXPOSE_TYPE})
+    # Applications using a type no template knows: denied, or (ignore) admitted untouched
+    # and left to another controller beside us (webhook.core.scope).
+    unknown_types: UnknownTypes = UNKNOWN_DENY
 
 
 DEFAULT_POLICY = ComponentPolicy()

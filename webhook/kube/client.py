@@ -1,6 +1,6 @@
 """The controller's Kubernetes client: JSON reads, writes and watch streams over one pool.
 
-Holds KubeApi (GET / LIST / POST / merge and apply PATCH / DELETE, raw JSON, no model
+Holds KubeApi (GET / LIST / POST / merge, JSON and apply PATCH / DELETE, raw JSON, no model
 layer, thread-safe; watches come from ApiReader), its impersonating views
 (``acting_as``: the same pool, every request sent as another user) and the resource
 paths the controller uses. Failures raise webhook.core.errors.ApiError with the HTTP
@@ -14,7 +14,7 @@ import copy
 import json
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,6 +243,14 @@ class KubeApi(ApiReader):
             "application/merge-patch+json")
         return out
 
+    def json_patch(self, path: str, operations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """An RFC 6902 JSON patch: its ``test`` operations make it fail (422) rather than
+        change an object that moved since it was read."""
+        out: dict[str, Any] = self.request(
+            "PATCH", path, operations, {"fieldManager": self.manager},
+            "application/json-patch+json")
+        return out
+
     def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply: fields we stop rendering are removed from the live object."""
         meta = obj.get("metadata") or {}
@@ -277,9 +285,12 @@ def _message(data: bytes | None) -> str:
     return (data or b"")[:200].decode("utf-8", "replace") or "error"
 
 
-def connect(kubeconfig: str | None = None, pool_size: int = 16) -> KubeApi:
-    """A KubeApi from the usual kubeconfig lookup; ApiConfigError when none can be used."""
+def connect(kubeconfig: str | None = None, pool_size: int = 16,
+            context: str | None = None) -> KubeApi:
+    """A KubeApi from the usual lookup (webhook.kube.reader.load_credentials: in-cluster,
+    or a kubeconfig context, exec and auth-provider plugins included); ApiConfigError when
+    none can be used. ``api.credentials.namespace`` is the context's namespace."""
     try:
-        return KubeApi(load_credentials(kubeconfig), pool_size=pool_size)
+        return KubeApi(load_credentials(kubeconfig, context), pool_size=pool_size)
     except OSError as exc:
         raise ApiConfigError(f"cannot set up the Kubernetes API client: {exc}") from exc

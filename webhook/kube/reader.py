@@ -1,11 +1,14 @@
 """The Kubernetes API seam: building a client and reading the observed state of an Application.
 
 Holds ``load_api_client`` (kubeconfig file, else in-cluster, else ~/.kube/config),
-``ApiReader`` (a small read-only client the webhook workers use: the official client's
-import alone costs ~35 MiB per process; its ``watch`` opens an ``EventStream`` that
-webhook.kube.watching's ListWatch reads), ``get_json`` (one raw GET through either, decoded
-to plain dicts) and ``read_observed_state``, which lists the objects and hands them to
-webhook.core.objects (the one reader of object shapes) to reduce.
+``load_credentials`` (where the API is and how to log in: the pod's service account, a
+kubeconfig user with static credentials read here, any other user (exec and auth-provider
+plugins, basic auth, several merged files) through the official client's kubeconfig
+loader), ``ApiReader`` (a small read-only client the webhook workers use: the official
+client's import alone costs ~45 MiB per process; its ``watch`` opens an ``EventStream``
+that webhook.kube.watching's ListWatch reads), ``get_json`` (one raw GET through either,
+decoded to plain dicts) and ``read_observed_state``, which lists the objects and hands
+them to webhook.core.objects (the one reader of object shapes) to reduce.
 It must not take decisions and must not write to the cluster on the webhook's behalf:
 admission is read-only.
 """
@@ -19,9 +22,10 @@ import json
 import os
 import ssl
 import tempfile
+import threading
 import urllib.parse
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +125,13 @@ IN_CLUSTER_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 @dataclass(frozen=True)
 class Credentials:
-    """Where the API is and how to authenticate, from a kubeconfig or the pod's account."""
+    """Where the API is and how to authenticate, from a kubeconfig or the pod's account.
+
+    ``namespace`` is the kubeconfig context's namespace (the pod's own in a pod), None
+    when it names none. ``authorization`` gives the Authorization header for credentials
+    that a plugin hands out and renews (exec, auth-provider): it is asked before every
+    request, and runs the plugin again only once its token has expired.
+    """
 
     server: str
     ca_file: str | None = None
@@ -130,6 +140,10 @@ class Credentials:
     token_file: str | None = None
     client_cert_file: str | None = None
     client_key_file: str | None = None
+    namespace: str | None = None
+    server_name: str | None = None
+    authorization: Callable[[], str | None] | None = field(default=None, compare=False,
+                                                          repr=False)
 
 
 class ApiReader:
@@ -143,9 +157,12 @@ class ApiReader:
             context.verify_mode = ssl.CERT_NONE
         if credentials.client_cert_file:
             context.load_cert_chain(credentials.client_cert_file, credentials.client_key_file)
+        tls_name: dict[str, Any] = (
+            {"server_hostname": credentials.server_name} if credentials.server_name else {})
         self._pool = urllib3.PoolManager(
             maxsize=pool_size,
             ssl_context=context,
+            **tls_name,
             timeout=urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=REQUEST_TIMEOUT[1]),
             retries=False,
         )
@@ -158,6 +175,10 @@ class ApiReader:
             token = Path(self.credentials.token_file).read_text().strip()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if self.credentials.authorization is not None:
+            value = self.credentials.authorization()
+            if value:
+                headers["Authorization"] = value
         return headers
 
     def get_json(
@@ -255,34 +276,58 @@ class EventStream:
             self._response.close()
 
 
-def load_api_reader(kubeconfig: str | None = None) -> ApiReader:
+def load_api_reader(kubeconfig: str | None = None, context: str | None = None) -> ApiReader:
     """An ApiReader with the same lookup order as load_api_client; ApiConfigError on failure."""
     try:
-        return ApiReader(load_credentials(kubeconfig))
+        return ApiReader(load_credentials(kubeconfig, context))
     except (OSError, ssl.SSLError, ValueError) as exc:
         raise ApiConfigError(f"cannot set up the Kubernetes API client: {exc}") from exc
 
 
-def load_credentials(kubeconfig: str | None = None) -> Credentials:
-    """Credentials from ``kubeconfig``, else in-cluster, else $KUBECONFIG or ~/.kube/config."""
+# A kubeconfig user with any of these is read by the official client's loader
+# (plugin_credentials); one with only a token, a token file or a client certificate here.
+PLUGIN_USER_KEYS = frozenset({"exec", "auth-provider", "username", "password"})
+
+
+def load_credentials(kubeconfig: str | None = None, context: str | None = None) -> Credentials:
+    """Credentials from ``kubeconfig``, else in-cluster, else $KUBECONFIG or ~/.kube/config.
+
+    ``context`` picks a kubeconfig context other than the current one (and so never means
+    in-cluster). $KUBECONFIG may list several files, merged as kubectl merges them.
+    """
     if kubeconfig:
-        return credentials_from_kubeconfig(Path(kubeconfig))
+        return credentials_from_kubeconfig(Path(kubeconfig), context)
     host = os.environ.get("KUBERNETES_SERVICE_HOST")
-    if host:
+    if host and context is None:
         port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
         if ":" in host:
             host = f"[{host}]"
+        namespace_file = IN_CLUSTER_DIR / "namespace"
+        try:
+            namespace = namespace_file.read_text().strip() or None
+        except OSError:
+            namespace = None
         return Credentials(
             server=f"https://{host}:{port}",
             ca_file=str(IN_CLUSTER_DIR / "ca.crt"),
             token_file=str(IN_CLUSTER_DIR / "token"),
+            namespace=namespace,
         )
-    env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    return credentials_from_kubeconfig(Path(env) if env else Path.home() / ".kube" / "config")
+    env = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if len(env) > 1:
+        return plugin_credentials(os.pathsep.join(env), context)
+    return credentials_from_kubeconfig(Path(env[0]) if env else Path.home() / ".kube" / "config",
+                                       context)
 
 
-def credentials_from_kubeconfig(path: Path) -> Credentials:
-    """The current context's server and credentials; ApiConfigError for what we cannot use."""
+def credentials_from_kubeconfig(path: Path, context: str | None = None) -> Credentials:
+    """The server and credentials of ``context`` (default: the current context).
+
+    A user with a token, a token file or a client certificate is read here, without the
+    official client (its import alone costs the webhook ~45 MiB per worker); any other user
+    (an exec or auth-provider plugin, basic auth) through the official client's loader,
+    which runs the plugin. ApiConfigError with one line for what cannot be used.
+    """
     try:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -297,14 +342,11 @@ def credentials_from_kubeconfig(path: Path) -> Credentials:
                 return inner if isinstance(inner, dict) else {}
         raise ApiConfigError(f"kubeconfig {path}: no {section[:-1]} named {name!r}")
 
-    context = named("contexts", doc.get("current-context"))
-    cluster = named("clusters", context.get("cluster"))
-    user = named("users", context.get("user")) if context.get("user") else {}
-    if "exec" in user or "auth-provider" in user:
-        raise ApiConfigError(
-            f"kubeconfig {path}: exec and auth-provider credentials are not supported; "
-            "use a token or a client certificate"
-        )
+    chosen = named("contexts", context if context is not None else doc.get("current-context"))
+    cluster = named("clusters", chosen.get("cluster"))
+    user = named("users", chosen.get("user")) if chosen.get("user") else {}
+    if PLUGIN_USER_KEYS & set(user):
+        return plugin_credentials(str(path), context)
     base = path.parent
 
     def file_or_data(file_key: str, data_key: str, section: Mapping[str, Any]) -> str | None:
@@ -317,6 +359,8 @@ def credentials_from_kubeconfig(path: Path) -> Credentials:
     server = cluster.get("server")
     if not isinstance(server, str) or not server:
         raise ApiConfigError(f"kubeconfig {path}: the cluster has no server")
+    namespace = chosen.get("namespace")
+    server_name = cluster.get("tls-server-name")
     return Credentials(
         server=server,
         ca_file=file_or_data("certificate-authority", "certificate-authority-data", cluster),
@@ -325,6 +369,68 @@ def credentials_from_kubeconfig(path: Path) -> Credentials:
         token_file=str(base / str(user["tokenFile"])) if user.get("tokenFile") else None,
         client_cert_file=file_or_data("client-certificate", "client-certificate-data", user),
         client_key_file=file_or_data("client-key", "client-key-data", user),
+        namespace=str(namespace) if namespace else None,
+        server_name=str(server_name) if server_name else None,
+    )
+
+
+def plugin_credentials(config_file: str, context: str | None = None) -> Credentials:
+    """Credentials through the official client's kubeconfig loader: exec and auth-provider
+    plugins, basic auth, and ``config_file`` as several files joined by os.pathsep.
+
+    The loader runs the plugin now; ``authorization`` asks it again once the token expires
+    (the loader's own refresh hook). The kubeconfig is never written back.
+    """
+    from kubernetes import client as k8s_client
+    from kubernetes.config import kube_config
+    from kubernetes.config.config_exception import ConfigException
+
+    configuration = k8s_client.Configuration()
+    try:
+        merged = kube_config.KubeConfigMerger(config_file)
+        if merged.config is None:
+            raise ConfigException("no configuration found")
+        # As load_kube_config builds it: no base path, so each file's relative paths
+        # resolve against that file's directory.
+        loader = kube_config.KubeConfigLoader(config_dict=merged.config, active_context=context,
+                                              config_base_path=None)
+        loader.load_and_set(configuration)
+        chosen = loader.current_context
+    except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+        raise ApiConfigError(f"kubeconfig {config_file}: {exc}") from exc
+    inner = getattr(chosen.get("context"), "value", chosen.get("context")) or {}
+    namespace = inner.get("namespace")
+    user: Any = {}
+    for entry in merged.config.value.get("users") or []:
+        entry = getattr(entry, "value", entry)  # the merger wraps each file's entries
+        if isinstance(entry, dict) and entry.get("name") == inner.get("user"):
+            user = getattr(entry.get("user"), "value", entry.get("user")) or {}
+    has_token = bool(configuration.api_key.get("BearerToken"))
+    plugin_user = isinstance(user, dict) and bool(PLUGIN_USER_KEYS & set(user))
+    if plugin_user and not has_token and not configuration.cert_file:
+        # The loader logs a failing plugin and goes on without credentials; say so here.
+        raise ApiConfigError(
+            f"kubeconfig {config_file}: the user of context {chosen.get('name')!r} yields no "
+            "credentials (its exec or auth-provider plugin failed; see above)")
+    lock = threading.Lock()
+
+    def authorization() -> str | None:
+        with lock:  # one refresh at a time; the hook re-runs the plugin only when expired
+            hook = configuration.refresh_api_key_hook
+            if hook is not None:
+                hook(configuration)
+            value = configuration.api_key.get("BearerToken")
+            return str(value) if value else None
+
+    return Credentials(
+        server=str(configuration.host),
+        ca_file=configuration.ssl_ca_cert or None,
+        insecure=not configuration.verify_ssl,
+        client_cert_file=configuration.cert_file or None,
+        client_key_file=configuration.key_file or None,
+        namespace=str(namespace) if namespace else None,
+        server_name=getattr(configuration, "tls_server_name", None) or None,
+        authorization=authorization if has_token else None,
     )
 
 

@@ -75,15 +75,23 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "oam-rollout.tlsSecretName" -}}
-{{- default (printf "%s-tls" (include "oam-rollout.webhookName" .)) .Values.certs.secretName }}
+{{- /* selfManaged has its own default: a Secret left by helm mode is never taken over. */ -}}
+{{- $suffix := ternary "self-managed-tls" "tls" (eq .Values.certs.mode "selfManaged") }}
+{{- default (printf "%s-%s" (include "oam-rollout.webhookName" .) $suffix) .Values.certs.secretName }}
 {{- end }}
 
 {{- define "oam-rollout.certificateName" -}}
 {{- printf "%s-serving" (include "oam-rollout.webhookName" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* repository@digest when image.digest is set (the tag is then ignored: a digest pins
+the exact image), else repository:tag. */}}
 {{- define "oam-rollout.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* "true" when the webhook runs in the cluster (no webhook.url). */}}
@@ -102,23 +110,41 @@ app.kubernetes.io/component: {{ .component }}
 {{- toYaml (default .root.Values.resources $own) }}
 {{- end }}
 
-{{/* Scheduling shared by both Deployments; call with (dict "root" $ "component" NAME). */}}
+{{/* Scheduling of one Deployment; call with (dict "root" $ "component" NAME). Each of
+nodeSelector, tolerations, affinity and priorityClassName is the component's own when set,
+else the top-level one shared by both. */}}
 {{- define "oam-rollout.scheduling" -}}
 {{- $root := .root }}
-{{- with $root.Values.priorityClassName }}
+{{- $own := index $root.Values .component }}
+{{- with default $root.Values.priorityClassName $own.priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
-{{- with $root.Values.nodeSelector }}
+{{- with default $root.Values.nodeSelector $own.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $root.Values.tolerations }}
+{{- with default $root.Values.tolerations $own.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- with $own.topologySpreadConstraints }}
+{{- /* A constraint without a labelSelector counts this component's pods. */}}
+{{- $selector := dict "matchLabels" (include "oam-rollout.componentSelectorLabels" $ | fromYaml) }}
+{{- $constraints := list }}
+{{- range . }}
+{{- $constraint := deepCopy . }}
+{{- if not (hasKey $constraint "labelSelector") }}
+{{- $_ := set $constraint "labelSelector" $selector }}
+{{- end }}
+{{- $constraints = append $constraints $constraint }}
+{{- end }}
+topologySpreadConstraints:
+  {{- toYaml $constraints | nindent 2 }}
+{{- end }}
+{{- $affinity := default $root.Values.affinity $own.affinity }}
 affinity:
-{{- if $root.Values.affinity }}
-  {{- toYaml $root.Values.affinity | nindent 2 }}
+{{- if $affinity }}
+  {{- toYaml $affinity | nindent 2 }}
 {{- else }}
   # Spread replicas over nodes so a single node loss keeps one serving.
   podAntiAffinity:
@@ -141,8 +167,9 @@ dnsPolicy: ClusterFirstWithHostNet
 {{- end }}
 {{- end }}
 
-{{/* The environment both containers share: the pod's IP (for "$(POD_IP)" in bind
-addresses), then the user's extraEnv, which may override anything before it. */}}
+{{/* The environment of one container; call with (dict "root" $ "component" NAME): the
+pod's IP (for "$(POD_IP)" in bind addresses), then the top-level extraEnv, then the
+component's extraEnv; a later entry of the same name wins over an earlier one. */}}
 {{- define "oam-rollout.env" -}}
 - name: POD_NAMESPACE
   valueFrom:
@@ -152,8 +179,44 @@ addresses), then the user's extraEnv, which may override anything before it. */}
   valueFrom:
     fieldRef:
       fieldPath: status.podIP
-{{- with .Values.extraEnv }}
+{{- with .root.Values.extraEnv }}
 {{ toYaml . }}
+{{- end }}
+{{- with (index .root.Values .component).extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of one component's pods: the chart's, then the component's podLabels (which
+may not replace a chart label: "oam-rollout.checkComponent" says so). */}}
+{{- define "oam-rollout.podLabels" -}}
+{{ include "oam-rollout.componentLabels" . }}
+{{- with (index .root.Values .component).podLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Value rules of one component (call with (dict "root" $ "component" NAME "volumes"
+LIST-OF-THE-CHART'S-VOLUME-NAMES)); fails the render with a sentence. */}}
+{{- define "oam-rollout.checkComponent" -}}
+{{- $own := index .root.Values .component }}
+{{- $chartLabels := include "oam-rollout.componentLabels" . | fromYaml }}
+{{- range $key, $_ := $own.podLabels }}
+{{- if hasKey $chartLabels $key }}
+{{- fail (printf "%s.podLabels sets %s, a label the chart sets itself (and selects its pods by); use another key" $.component $key) }}
+{{- end }}
+{{- end }}
+{{- $volumes := .volumes }}
+{{- range $own.extraVolumes }}
+{{- if has .name $.volumes }}
+{{- fail (printf "%s.extraVolumes: the name %s is taken by the chart's own volume; pick another" $.component .name) }}
+{{- end }}
+{{- $volumes = append $volumes .name }}
+{{- end }}
+{{- range $own.extraVolumeMounts }}
+{{- if not (has .name $volumes) }}
+{{- fail (printf "%s.extraVolumeMounts: %s mounts the volume %s, which is not in %s.extraVolumes" $.component .mountPath .name $.component) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -167,7 +230,10 @@ host: {{ . }}
 
 {{/* Value rules a JSON schema cannot say clearly; fails the render with a sentence. */}}
 {{- define "oam-rollout.checkValues" -}}
-{{- if and .Values.webhook.url (not .Values.certs.caBundle) }}
+{{- if and (eq .Values.certs.mode "selfManaged") .Values.certs.caBundle }}
+{{- fail "certs.mode=selfManaged: the webhook injects its own caBundle; leave certs.caBundle empty" }}
+{{- end }}
+{{- if and .Values.webhook.url (not .Values.certs.caBundle) (ne .Values.certs.mode "selfManaged") }}
 {{- fail "webhook.url is set: certs.caBundle must hold the base64 PEM CA that signed the webhook server's certificate" }}
 {{- end }}
 {{- if and (eq .Values.certs.mode "external") (not .Values.certs.caBundle) }}

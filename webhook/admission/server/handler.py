@@ -11,7 +11,6 @@ cluster itself (the state reader is injected).
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from webhook.admission.judge import Mode, Renderer, StateReader, mutate, validat
 from webhook.admission.reviews import BadReview, ReviewRequest, errored, parse_review
 from webhook.admission.server.logging import error_log, log_review
 from webhook.admission.server.metrics import Metrics
+from webhook.admission.wirejson import dumps, loads
 from webhook.core.errors import OamRolloutError
 from webhook.core.properties import DEFAULT_POLICY, ComponentPolicy
 
@@ -28,13 +28,10 @@ MAX_BODY_BYTES = 7 * 1024 * 1024
 JSON_TYPES = ("application/json",)
 ADMISSION_PATHS: dict[str, Mode] = {"/validate": "validate", "/mutate": "mutate"}
 
-# Built once: json.dumps with any option builds a new encoder on every call.
-_REVIEW_ENCODER = json.JSONEncoder(separators=(",", ":"))
-
 
 def error_body(code: int, message: str) -> bytes:
     """The JSON body of a plain HTTP error: {"code": ..., "error": ...}."""
-    return json.dumps({"code": code, "error": message}).encode()
+    return dumps({"code": code, "error": message})
 
 
 class ReviewHandler:
@@ -68,7 +65,7 @@ class ReviewHandler:
         ``started`` is when the request began (perf_counter), for the duration metric.
         """
         try:
-            request = parse_review(json.loads(body))
+            request = parse_review(loads(body))
         except (ValueError, RecursionError) as exc:
             what = str(exc) if isinstance(exc, BadReview) else "the body is not valid JSON"
             return self.refuse(400, f"not an AdmissionReview: {what}")
@@ -76,7 +73,7 @@ class ReviewHandler:
             response = self._decide(mode, request)
         except BadReview as exc:
             return self.refuse(400, f"not an AdmissionReview: {exc}")
-        payload = _REVIEW_ENCODER.encode(response).encode()
+        payload = dumps(response)
         self._record(mode, request, response, time.perf_counter() - started)
         return 200, payload
 
@@ -85,7 +82,7 @@ class ReviewHandler:
         try:
             if mode == "mutate":
                 return mutate(request, self.read_state, self.renderer,
-                              record_requester=self.record_requester)
+                              record_requester=self.record_requester, policy=self.policy)
             return validate(request, self.read_state, self.renderer, policy=self.policy)
         except BadReview:
             raise

@@ -1,31 +1,50 @@
 """The webhook's Prometheus metrics, and the state readers that count what they do.
 
-Holds ``Metrics``: review counts and durations, HTTP rejections, and reads of live state
-(by source, duration, failures); in multiprocess mode (gunicorn workers, with
-PROMETHEUS_MULTIPROC_DIR set) /metrics aggregates every worker. It must not decide
-admission and must not read the cluster itself (readers are handed in).
+Holds ``Metrics``: review counts and durations, HTTP rejections, reads of live state
+(by source, duration, failures) and the process's own metrics (CPU, memory, file
+descriptors); in multiprocess mode (gunicorn workers, with PROMETHEUS_MULTIPROC_DIR set)
+/metrics aggregates every worker, and shows the process metrics of every live worker
+with a ``pid`` label (``ServerProcesses``). It must not
+decide admission and must not read the cluster itself (readers are handed in).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
-from webhook.admission.judge import StateReader
+from webhook.admission.judge import ReadScope, ScopedStateReader, StateReader
 from webhook.core.errors import ApiError
 from webhook.core.state import ObservedState
 
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# A worker's value files in the multiprocess directory end in _<pid>.db.
+_WORKER_FILE = re.compile(r"_(\d+)\.db$")
+
+# A *_created sample beside every counter and histogram is noise nobody graphs.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class CachedReader(Protocol):
-    """Like a StateReader, but None when it cannot vouch for what it holds."""
+    """Like a StateReader, but None when it cannot vouch for what it holds; with a
+    ``scope``, it may answer with only what the scope names."""
 
     def __call__(
-        self, namespace: str, name: str, *, rollouts: bool = True
+        self, namespace: str, name: str, *, rollouts: bool = True, scope: ReadScope | None = None
     ) -> ObservedState | None: ...
 
 
@@ -73,6 +92,9 @@ class Metrics:
 
         # Labelled children, looked up once: labels() validates and locks on every call.
         self._children: dict[tuple[str, ...], Any] = {}
+        # One process (tests, a bare Flask app): its own metrics, as the default registry
+        # shows them. Multiprocess mode shows every process instead (exposition).
+        ProcessCollector(registry=self.registry)
 
     def review_counter(self, webhook: str, operation: str, is_allowed: bool, code: int) -> Any:
         key = ("reviews", webhook, operation, str(is_allowed).lower(), str(code))
@@ -98,6 +120,7 @@ class Metrics:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(ServerProcesses(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
             return generate_latest(registry)
         return generate_latest(self.registry)
 
@@ -112,8 +135,47 @@ class Metrics:
         return _TimedReader(read_state, self)
 
 
-class _LayeredReader:
-    """A StateReader: the cache when it vouches for its answer, else the API; both counted."""
+class ServerProcesses(Collector):
+    """The process metrics of every live worker of a multiprocess server (each one that
+    has value files in ``directory``, and this one), by ``pid``.
+
+    Whichever worker answers the scrape reads them all from /proc, so the series do not
+    jump from one worker's figures to another's between scrapes. The gunicorn master,
+    which only forks and watches the workers, is left out.
+    """
+
+    def __init__(self, directory: str, proc: str = "/proc") -> None:
+        self._directory = directory
+        self._proc = proc
+
+    def pids(self) -> list[int]:
+        found = {os.getpid()}
+        for name in os.listdir(self._directory):
+            match = _WORKER_FILE.search(name)
+            if match:
+                found.add(int(match.group(1)))
+        return sorted(p for p in found if os.path.isdir(os.path.join(self._proc, str(p))))
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self.pids():
+            one = ProcessCollector(pid=lambda pid=pid: pid, proc=self._proc,  # type: ignore[misc]
+                                   registry=None)
+            for family in one.collect():
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type))
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "pid": str(pid)},
+                                      sample.value)
+        yield from families.values()
+
+
+class _LayeredReader(ScopedStateReader):
+    """A StateReader: the cache when it vouches for its answer, else the API; both counted.
+
+    A scoped read is answered from the cache's index; the API answers with the whole
+    namespace, which holds the scope.
+    """
 
     def __init__(self, cached: CachedReader, direct: StateReader, hits: Any, misses: Any) -> None:
         self._cached = cached
@@ -122,7 +184,17 @@ class _LayeredReader:
         self._misses = misses
 
     def __call__(self, namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
-        state = self._cached(namespace, name, rollouts=rollouts)
+        return self._read(namespace, name, rollouts, None)
+
+    def read_scoped(
+        self, namespace: str, name: str, scope: ReadScope, *, rollouts: bool = True
+    ) -> ObservedState:
+        return self._read(namespace, name, rollouts, scope)
+
+    def _read(
+        self, namespace: str, name: str, rollouts: bool, scope: ReadScope | None
+    ) -> ObservedState:
+        state = self._cached(namespace, name, rollouts=rollouts, scope=scope)
         if state is not None:
             self._hits.inc()
             return state
@@ -130,17 +202,31 @@ class _LayeredReader:
         return self._direct(namespace, name, rollouts=rollouts)
 
 
-class _TimedReader:
-    """A StateReader that records how long each read took and counts the failed ones."""
+class _TimedReader(ScopedStateReader):
+    """A StateReader that records how long each read took and counts the failed ones;
+    scoped reads pass through when the reader it wraps takes them."""
 
     def __init__(self, read_state: StateReader, metrics: Metrics) -> None:
         self._read_state = read_state
         self._metrics = metrics
 
     def __call__(self, namespace: str, name: str, *, rollouts: bool = True) -> ObservedState:
+        return self._timed(namespace, name, rollouts, None)
+
+    def read_scoped(
+        self, namespace: str, name: str, scope: ReadScope, *, rollouts: bool = True
+    ) -> ObservedState:
+        return self._timed(namespace, name, rollouts, scope)
+
+    def _timed(
+        self, namespace: str, name: str, rollouts: bool, scope: ReadScope | None
+    ) -> ObservedState:
         started = time.perf_counter()
+        reader = self._read_state
         try:
-            return self._read_state(namespace, name, rollouts=rollouts)
+            if scope is not None and isinstance(reader, ScopedStateReader):
+                return reader.read_scoped(namespace, name, scope, rollouts=rollouts)
+            return reader(namespace, name, rollouts=rollouts)
         except ApiError:
             self._metrics.cluster_read_errors.inc()
             raise
