@@ -285,7 +285,6 @@ def test_the_readme_custom_templates_example_mounts_the_configmaps_and_passes_th
 
 
 
-
 def test_every_knob_at_once_lints_and_validates_against_the_kubernetes_schemas() -> None:
     lint = m.run_helm(["lint", "--strict", str(m.CHART_DIR)], m.EVERY_KNOB)
     problems = []
@@ -297,37 +296,6 @@ def test_every_knob_at_once_lints_and_validates_against_the_kubernetes_schemas()
     assert (lint.returncode, problems) == (0, []), lint.stdout
     # hostNetwork still holds with every knob set.
     assert {_pod(m.EVERY_KNOB, c).get("hostNetwork") for c in COMPONENTS} == {True}
-
-
-@pytest.mark.parametrize(
-    ("values", "named"),
-    [
-        ({"webhook": {"extraArgs": [5]}}, "extraArgs"),
-        ({"controller": {"extraArgs": "--verbose"}}, "extraArgs"),
-        ({"webhook": {"extraVolumes": [{"name": "only-a-name"}]}}, "extraVolumes"),
-        ({"controller": {"extraVolumes": [{"name": "Bad_Name", "emptyDir": {}}]}}, "extraVolumes"),
-        ({"webhook": {"extraVolumeMounts": [{"name": "x"}]}}, "mountPath"),
-        ({"controller": {"extraVolumeMounts": [{"name": "x", "mountPath": "rel"}]}}, "mountPath"),
-        ({"webhook": {"extraEnv": [{"value": "x"}]}}, "name"),
-        ({"controller": {"podLabels": {"replicas": 2}}}, "podLabels"),
-        ({"webhook": {"topologySpreadConstraints": [{"maxSkew": 1}]}}, "topologyKey"),
-        ({"image": {"digest": "latest"}}, "digest"),
-        ({"image": {"digest": "sha256:abc"}}, "digest"),
-        ({"controller": {"podDisruptionBudget": {"minAvailable": "half"}}}, "minAvailable"),
-        ({"controller": {"podDisruptionBudget": {"enable": True}}}, "enable"),
-        ({"tests": {"enabled": "yes"}}, "enabled"),
-    ],
-    ids=lambda v: str(v) if isinstance(v, str) else None,
-)
-def test_knob_values_of_the_wrong_shape_are_refused_by_the_schema(
-    values: dict[str, Any], named: str
-) -> None:
-    result = m.template(values)
-    assert (result.returncode != 0, "schema" in result.stderr, named in result.stderr) == (
-        True,
-        True,
-        True,
-    ), result.stderr
 
 
 @pytest.mark.parametrize(

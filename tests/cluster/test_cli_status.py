@@ -23,13 +23,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.apps import api_application, manifest
+from tests.fixtures.apps import api_application, manifest, never_ready_deployment
 from tests.fixtures.cli import ExecLogin, as_json, exec_controller, oam_rollout
 from tests.fixtures.controller import ControllerProcess
 from tests.fixtures.polling import eventually
 from tests.fixtures.views import rollout_state, wait_settled
 from webhook.localcluster.cluster import LocalCluster
-from webhook.localcluster.pods import NEVER_READY
 from webhook.localcluster.tools import kubectl_path
 
 pytestmark = pytest.mark.cluster
@@ -49,22 +48,6 @@ def controller(login: ExecLogin, controller_process: ControllerProcess,
     with exec_controller(login, controller_process,
                          ("--progress-deadline", str(DEADLINE))) as running:
         yield running
-
-
-def never_ready_deployment(namespace: str, revision: str) -> dict[str, Any]:
-    pod_labels = {"app.oam.dev/component": "api", "app.oam.dev/revision": revision}
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": revision, "namespace": namespace, "labels": pod_labels},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": pod_labels},
-            "template": {
-                "metadata": {"labels": pod_labels, "annotations": {NEVER_READY: "true"}},
-                "spec": {"containers": [{"name": "api", "image": "stefanprodan/podinfo:5.0.2"}]},
-            },
-        },
-    }
 
 
 def test_wait_exits_0_once_rolled_out_reading_the_contexts_namespace_through_the_plugin(
