@@ -481,6 +481,17 @@ def test_the_spec_walkthrough_passes_the_state_rules(
             " component 'express-server' has revisions: express-server-v1, express-server-v2",
         ),
         (
+            "targetRevision of another type than the component's",
+            app(component(type="cloneset", externalRevision="express-server-v3",
+                          properties={"image": "stefanprodan/podinfo:6.0.0"},
+                          traits=[rollout(targetRevision="express-server-v1")])),
+            live("express-server-v2", 5),
+            f'{P0}.targetRevision: Invalid value: "express-server-v1": revision'
+            " express-server-v1 is of type webservice and component 'express-server' is of"
+            " type cloneset: a rollout does not cross a type change; name a revision of type"
+            " cloneset or remove targetRevision",
+        ),
+        (
             "batchPartition cannot go back below the batch in flight",
             v2(batchPartition=0),
             live("express-server-v2", rolling="rollingInBatches", batch=1),

@@ -56,10 +56,13 @@ class ReviewRequest:
     def object_name(self) -> str:
         """metadata.name of the object (the request's name is empty for generateName)."""
         for obj in (self.object, self.old_object):
-            if isinstance(obj, Mapping):
+            # type() first: a parsed body is plain dicts (isinstance of an ABC is slower).
+            if type(obj) is dict or isinstance(obj, Mapping):
                 meta = obj.get("metadata")
-                if isinstance(meta, Mapping) and isinstance(meta.get("name"), str):
-                    return str(meta["name"])
+                if type(meta) is dict or isinstance(meta, Mapping):
+                    name = meta.get("name")
+                    if isinstance(name, str):
+                        return str(name)
         return self.name
 
 
@@ -185,10 +188,12 @@ def invalid(
     group = request.kind.get("group", "")
     qualified = f"{kind}.{group}" if group else kind
     name = request.object_name
-    listed = [str(e) for e in errors]
+    causes = [e.as_cause() for e in errors]
+    # str(e) is the cause's field, ": ", and its message: each error is rendered once.
+    listed = [f"{c['field']}: {c['message']}" for c in causes]
     body = listed[0] if len(listed) == 1 else "[" + ", ".join(listed) + "]"
     message = f'{qualified} "{name}" is invalid: {body}'
-    details: dict[str, Any] = {"name": name, "kind": kind, "causes": [e.as_cause() for e in errors]}
+    details: dict[str, Any] = {"name": name, "kind": kind, "causes": causes}
     if group:
         details["group"] = group
     return denied(request, message, code=422, reason="Invalid", details=details, warnings=warnings)

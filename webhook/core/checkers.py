@@ -21,7 +21,7 @@ from typing import Any
 from webhook.core import errors as fe
 from webhook.core.errors import FieldError
 from webhook.core.paths import FieldPath
-from webhook.core.shapes import is_int, unknown_field, wrong_type
+from webhook.core.shapes import is_int, is_mapping, unknown_field, wrong_type
 
 Checker = Callable[[Any, FieldPath], list[FieldError]]
 # A field's checker and whether the field is required.
@@ -65,7 +65,7 @@ def object_of(fields: Fields, *rules: ObjectRule) -> Checker:
     """An object with ``fields``; the ``rules`` run only when every field passed."""
 
     def check(value: Any, path: FieldPath) -> list[FieldError]:
-        if not isinstance(value, Mapping):
+        if not is_mapping(value):
             return [wrong_type(path, value, "an object")]
         errs = check_fields(value, fields, path)
         if not errs:
@@ -103,7 +103,7 @@ def string_map(key: Checker, value: Checker) -> Checker:
     """An object of string keys and values, each key and value checked (at ``path[key]``)."""
 
     def check(raw: Any, path: FieldPath) -> list[FieldError]:
-        if not isinstance(raw, Mapping):
+        if not is_mapping(raw):
             return [wrong_type(path, raw, "an object")]
         errs: list[FieldError] = []
         for k, v in raw.items():

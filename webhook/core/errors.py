@@ -30,25 +30,33 @@ class ErrorType(enum.Enum):
     @property
     def reason(self) -> str:
         """The CauseType apimachinery puts in Status.details.causes[].reason."""
-        return {
-            ErrorType.REQUIRED: "FieldValueRequired",
-            ErrorType.INVALID: "FieldValueInvalid",
-            ErrorType.UNSUPPORTED: "FieldValueNotSupported",
-            ErrorType.DUPLICATE: "FieldValueDuplicate",
-            ErrorType.FORBIDDEN: "FieldValueForbidden",
-            ErrorType.NOT_FOUND: "FieldValueNotFound",
-            ErrorType.TOO_MANY: "FieldValueTooMany",
-            ErrorType.INTERNAL: "InternalError",
-        }[self]
+        return _REASONS[self]
 
+
+# Built once, not per error (every cause of every denial asks).
+_REASONS = {
+    ErrorType.REQUIRED: "FieldValueRequired",
+    ErrorType.INVALID: "FieldValueInvalid",
+    ErrorType.UNSUPPORTED: "FieldValueNotSupported",
+    ErrorType.DUPLICATE: "FieldValueDuplicate",
+    ErrorType.FORBIDDEN: "FieldValueForbidden",
+    ErrorType.NOT_FOUND: "FieldValueNotFound",
+    ErrorType.TOO_MANY: "FieldValueTooMany",
+    ErrorType.INTERNAL: "InternalError",
+}
+# The error types whose message shows the bad value.
+_SHOWS_VALUE = (ErrorType.INVALID, ErrorType.UNSUPPORTED, ErrorType.DUPLICATE, ErrorType.NOT_FOUND)
 
 _OMIT = object()
+
+# What json.dumps(value, sort_keys=True, default=str) builds on every call, built once.
+_VALUE_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
 def _render_value(value: Any) -> str:
     """Print a bad value compactly: strings quoted, others as JSON, long ones cut."""
     try:
-        text = json.dumps(value, sort_keys=True, default=str)
+        text = _VALUE_JSON.encode(value)
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -64,20 +72,20 @@ class FieldError:
     value: Any = _OMIT
 
     def __str__(self) -> str:
-        head = f"{self.path}: {self.type.value}"
-        if self.value is not _OMIT and self.type in (
-            ErrorType.INVALID,
-            ErrorType.UNSUPPORTED,
-            ErrorType.DUPLICATE,
-            ErrorType.NOT_FOUND,
-        ):
+        return f"{self.path}: {self.message()}"
+
+    def message(self) -> str:
+        """What follows ``<path>: `` in str(): ``<type>[: <value>][: <detail>]``."""
+        head = self.type.value
+        if self.value is not _OMIT and self.type in _SHOWS_VALUE:
             head += f": {_render_value(self.value)}"
         return f"{head}: {self.detail}" if self.detail else head
 
     def as_cause(self) -> dict[str, str]:
-        """The entry for an apimachinery Status ``details.causes`` list."""
-        message = str(self)[len(str(self.path)) + 2 :]
-        return {"reason": self.type.reason, "message": message, "field": str(self.path)}
+        """The entry for an apimachinery Status ``details.causes`` list; ``field``, ": "
+        and ``message`` make str() of the error."""
+        return {"reason": _REASONS[self.type], "message": self.message(),
+                "field": str(self.path)}
 
 
 def required(path: FieldPath, detail: str = "") -> FieldError:

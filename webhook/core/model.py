@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from webhook.core import errors as fe
@@ -33,13 +32,20 @@ from webhook.core.plans import ROLLOUT_PROPERTIES as ROLLOUT_PROPERTIES
 from webhook.core.plans import RolloutBatch as RolloutBatch
 from webhook.core.plans import RolloutPlan as RolloutPlan
 from webhook.core.plans import parse_rollout_plan as parse_rollout_plan
-from webhook.core.shapes import is_int, plain, wrong_type
+from webhook.core.shapes import is_int, is_mapping, plain, wrong_type
 from webhook.core.traits import scaler_replicas
 
 SPEC_PATH = FieldPath.root("spec")
 COMPONENTS_PATH = SPEC_PATH.child("components")
+# Built once: every parse passes them down (errors are rare, parses are not).
+METADATA_PATH = FieldPath.root("metadata")
+_ANNOTATIONS_PATH = METADATA_PATH.child("annotations")
+_LABELS_PATH = METADATA_PATH.child("labels")
 # Where Component.rollout() parses its plan; its errors are dropped, so the path is nominal.
 ROLLOUT_PROPERTIES_PATH = FieldPath.root("properties")
+# Where Component.rollout() keeps the plan it parsed, and the mark of "not parsed yet".
+_PLAN_ATTRIBUTE = "_rollout_plan"
+_NOT_PARSED: Any = object()
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,11 @@ class Component:
 
     def rollout_trait(self) -> Trait | None:
         """The first rollout trait (validation rejects a second one)."""
-        return next((t for t in self.traits if t.type == ROLLOUT_TRAIT), None)
+        # A loop, not next() over a generator: asked a few times per review.
+        for trait in self.traits:
+            if trait.type == ROLLOUT_TRAIT:
+                return trait
+        return None
 
     def scaler_trait(self) -> Trait | None:
         """The first scaler trait (validation rejects a second one, and one beside rollout)."""
@@ -77,12 +87,17 @@ class Component:
 
     def rollout(self) -> RolloutPlan | None:
         """The parsed rollout trait, if there is one and it is valid."""
-        return self._rollout_plan
+        # Parsed once per component: one review asks for the plan several times. Kept in
+        # the instance's __dict__ as functools.cached_property would keep it (not a field:
+        # equality, repr and replace() ignore it), without the lock cached_property takes
+        # on every first read in Python 3.11; two threads racing parse the same plan.
+        found = self.__dict__.get(_PLAN_ATTRIBUTE, _NOT_PARSED)
+        if found is _NOT_PARSED:
+            found = self.__dict__[_PLAN_ATTRIBUTE] = self._parse_rollout()
+        plan: RolloutPlan | None = found
+        return plan
 
-    @cached_property
-    def _rollout_plan(self) -> RolloutPlan | None:
-        # Parsed once per component: one review asks for the plan several times.
-        # A cached_property is not a field: equality, repr and replace() ignore it.
+    def _parse_rollout(self) -> RolloutPlan | None:
         trait = self.rollout_trait()
         if trait is None:
             return None
@@ -138,7 +153,7 @@ class Application:
 def _string_map(raw: object, path: FieldPath, errs: list[FieldError]) -> Mapping[str, str]:
     if raw is None:
         return {}
-    if not isinstance(raw, Mapping):
+    if not is_mapping(raw):
         errs.append(wrong_type(path, raw, "an object"))
         return {}
     out: dict[str, str] = {}
@@ -181,7 +196,7 @@ def _properties(
     value = raw.get("properties")
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if not is_mapping(value):
         errs.append(wrong_type(path.child("properties"), value, "an object"))
         return {}
     copied: Mapping[str, Any] = plain(value)
@@ -210,7 +225,7 @@ def parse_application_lenient(raw: object) -> tuple[Application | None, list[Fie
     Returns None only when the input is not an object at all.
     """
     errs: list[FieldError] = []
-    if not isinstance(raw, Mapping):
+    if not is_mapping(raw):
         return None, [wrong_type(FieldPath(), raw, "an object (an Application document)")]
 
     api_version = raw.get("apiVersion")
@@ -224,15 +239,15 @@ def parse_application_lenient(raw: object) -> tuple[Application | None, list[Fie
     elif kind != APP_KIND:
         errs.append(fe.unsupported(FieldPath.root("kind"), kind, (APP_KIND,)))
 
-    mpath = FieldPath.root("metadata")
+    mpath = METADATA_PATH
     metadata = raw.get("metadata")
     if metadata is None:
         errs.append(fe.required(mpath))
-    elif not isinstance(metadata, Mapping):
+    elif not is_mapping(metadata):
         errs.append(wrong_type(mpath, metadata, "an object"))
     elif metadata.get("name") in (None, "") and not metadata.get("generateName"):
         errs.append(fe.required(mpath.child("name")))
-    if not isinstance(metadata, Mapping):
+    if not is_mapping(metadata):
         metadata = {}
     name = _optional_string(metadata, "name", mpath, errs) or ""
     namespace = _optional_string(metadata, "namespace", mpath, errs) or ""
@@ -241,14 +256,14 @@ def parse_application_lenient(raw: object) -> tuple[Application | None, list[Fie
     if not is_int(generation):
         errs.append(wrong_type(mpath.child("generation"), generation, "an integer"))
         generation = 0
-    annotations = _string_map(metadata.get("annotations"), mpath.child("annotations"), errs)
-    labels = _string_map(metadata.get("labels"), mpath.child("labels"), errs)
+    annotations = _string_map(metadata.get("annotations"), _ANNOTATIONS_PATH, errs)
+    labels = _string_map(metadata.get("labels"), _LABELS_PATH, errs)
 
     components: list[Component] = []
     spec = raw.get("spec")
     if spec is None:
         errs.append(fe.required(SPEC_PATH))
-    elif not isinstance(spec, Mapping):
+    elif not is_mapping(spec):
         errs.append(wrong_type(SPEC_PATH, spec, "an object"))
     else:
         raw_components = spec.get("components")
@@ -273,7 +288,7 @@ def parse_application_lenient(raw: object) -> tuple[Application | None, list[Fie
 
 
 def _parse_component(raw: object, path: FieldPath, errs: list[FieldError]) -> Component:
-    if not isinstance(raw, Mapping):
+    if not is_mapping(raw):
         errs.append(wrong_type(path, raw, "an object"))
         return Component("", "", None, {}, ())
     name = _required_string(raw, "name", path, errs)
@@ -284,19 +299,28 @@ def _parse_component(raw: object, path: FieldPath, errs: list[FieldError]) -> Co
     properties = _properties(raw, path, errs)
     traits: list[Trait] = []
     raw_traits = raw.get("traits")
-    tpath = path.child("traits")
     if raw_traits is not None:
+        tpath = path.child("traits")
         if not isinstance(raw_traits, list | tuple):
             errs.append(wrong_type(tpath, raw_traits, "an array"))
         else:
             for j, raw_trait in enumerate(raw_traits):
-                traits.append(_parse_trait(raw_trait, tpath.index(j), errs))
+                traits.append(_parse_trait(raw_trait, tpath, j, errs))
     return Component(name, ctype, external, properties, tuple(traits))
 
 
-def _parse_trait(raw: object, path: FieldPath, errs: list[FieldError]) -> Trait:
-    if not isinstance(raw, Mapping):
-        errs.append(wrong_type(path, raw, "an object"))
+def _parse_trait(raw: object, traits: FieldPath, index: int, errs: list[FieldError]) -> Trait:
+    """The trait at ``traits[index]``; its path is built only when it has an error."""
+    if not is_mapping(raw):
+        errs.append(wrong_type(traits.index(index), raw, "an object"))
         return Trait("", {})
-    ttype = _required_string(raw, "type", path, errs)
-    return Trait(ttype, _properties(raw, path, errs))
+    ttype = raw.get("type")
+    if type(ttype) is not str or not ttype:
+        # What _required_string makes of anything but a non-empty str (errors included).
+        ttype = _required_string(raw, "type", traits.index(index), errs)
+    properties = raw.get("properties")
+    if type(properties) is dict:
+        # What _properties makes of an object: a plain copy.
+        copied: Mapping[str, Any] = plain(properties)
+        return Trait(ttype, copied)
+    return Trait(ttype, _properties(raw, traits.index(index), errs))

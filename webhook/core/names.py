@@ -23,6 +23,7 @@ from webhook.core.labels import APP_KIND, IN_PLACE_TYPES
 from webhook.core.model import COMPONENTS_PATH, Application, Component
 from webhook.core.paths import FieldPath
 from webhook.core.revisions import ResolvedRevision
+from webhook.core.shapes import is_mapping
 from webhook.core.state import ObservedState, OwnerRef
 
 NAME_PATH = FieldPath.root("metadata", "name")
@@ -59,7 +60,7 @@ def exposes_service(component: Component) -> bool:
     ports = component.properties.get("ports")
     if not isinstance(ports, list | tuple):
         return False
-    return any(isinstance(p, Mapping) and p.get("expose") is True for p in ports)
+    return any(is_mapping(p) and p.get("expose") is True for p in ports)
 
 
 def component_name_errors(component: Component, cpath: FieldPath) -> list[FieldError]:
@@ -69,12 +70,12 @@ def component_name_errors(component: Component, cpath: FieldPath) -> list[FieldE
     name = component.name
     if not name or len(name) > LABEL_VALUE_MAX or not DNS1123_LABEL.fullmatch(name):
         return []
-    path = cpath.child("name")
     errs: list[FieldError] = []
+    # The path is built only for an error: every component of every review comes here.
     if exposes_service(component) and not DNS1035_LABEL.fullmatch(name):
         errs.append(
             fe.invalid(
-                path,
+                cpath.child("name"),
                 name,
                 "a port sets expose, so this is the name of a Service, a DNS-1035 label: lower"
                 " case alphanumeric characters or '-', starting with a letter and ending with"
@@ -84,7 +85,7 @@ def component_name_errors(component: Component, cpath: FieldPath) -> list[FieldE
     if component.type in IN_PLACE_TYPES and len(name) > CLONESET_NAME_MAX:
         errs.append(
             fe.invalid(
-                path,
+                cpath.child("name"),
                 name,
                 f"must be no more than {CLONESET_NAME_MAX} characters: the CloneSet's pods carry"
                 " label controller-revision-hash, <name>-<hash of 10 characters>, which may"
@@ -121,7 +122,11 @@ def revision_name_errors(
 
 
 def _foreign(owner: OwnerRef, app_name: str) -> bool:
-    return not (owner.kind in (APP_KIND, "") and owner.name == app_name)
+    return _foreign_owner(owner.kind, owner.name, app_name)
+
+
+def _foreign_owner(kind: str, name: str, app_name: str) -> bool:
+    return not (kind in (APP_KIND, "") and name == app_name)
 
 
 def ownership_errors(app: Application, observed: ObservedState) -> list[FieldError]:
@@ -139,8 +144,9 @@ def ownership_errors(app: Application, observed: ObservedState) -> list[FieldErr
         if rollout_owner is not None and _foreign(rollout_owner, app.name):
             holders.setdefault(rollout_owner, []).append(f"Rollout {component.name!r}")
         for record in observed.revisions_of(component.name):
-            owner = OwnerRef(record.owner_kind, record.owner)
-            if record.owner and _foreign(owner, app.name):
+            # An OwnerRef only for a foreign owner (rare), not one per revision.
+            if record.owner and _foreign_owner(record.owner_kind, record.owner, app.name):
+                owner = OwnerRef(record.owner_kind, record.owner)
                 holders.setdefault(owner, []).append(f"ControllerRevision {record.name!r}")
         if not holders:
             continue

@@ -8,6 +8,7 @@ field (`spec.components[0].traits[0].properties.rolloutBatches[1].replicas`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,15 +21,19 @@ class FieldPath:
     def root(cls, *names: str) -> FieldPath:
         return cls(tuple(names))
 
+    # child/index/key build the value without the frozen dataclass __init__ (a call that
+    # sets the field through object.__setattr__): every property and trait a review
+    # checks builds a few paths, and this halves what each costs. _extend is the same
+    # value FieldPath(parts) is.
     def child(self, name: str, *more: str) -> FieldPath:
-        return FieldPath((*self.parts, name, *more))
+        return _extend((*self.parts, name, *more))
 
     def index(self, i: int) -> FieldPath:
-        return FieldPath((*self.parts, i))
+        return _extend((*self.parts, i))
 
     def key(self, k: str) -> FieldPath:
         # Map keys print as [key], like apimachinery's Key().
-        return FieldPath((*self.parts, f"[{k}]"))
+        return _extend((*self.parts, f"[{k}]"))
 
     def __str__(self) -> str:
         out: list[str] = []
@@ -40,3 +45,14 @@ class FieldPath:
             else:
                 out.append(f".{part}" if out else part)
         return "".join(out)
+
+
+_new = object.__new__
+# The slot's own setter: what the generated __init__ ends up calling, minus the call.
+_set_parts = cast(Any, FieldPath.__dict__["parts"]).__set__
+
+
+def _extend(parts: tuple[str | int, ...]) -> FieldPath:
+    path: FieldPath = _new(FieldPath)
+    _set_parts(path, parts)
+    return path

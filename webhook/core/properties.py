@@ -41,7 +41,7 @@ from webhook.core.podfields import (
     labels_map,
 )
 from webhook.core.scope import UNKNOWN_DENY, UnknownTypes
-from webhook.core.shapes import wrong_type
+from webhook.core.shapes import is_mapping, wrong_type
 
 __all__ = [
     "BUILTIN_COMPONENT_PROPERTIES",
@@ -186,7 +186,7 @@ def policy_errors(
     """hostPath volumes and NodePort / LoadBalancer exposure, unless ``policy`` allows them."""
     errs: list[FieldError] = []
     mounts = properties.get("volumeMounts")
-    host_paths = mounts.get("hostPath") if isinstance(mounts, Mapping) else None
+    host_paths = mounts.get("hostPath") if is_mapping(mounts) else None
     if not policy.allow_host_path and isinstance(host_paths, list | tuple):
         hpath = path.child("volumeMounts", "hostPath")
         errs.extend(

@@ -60,6 +60,9 @@ def _int32_errors(value: int, path: FieldPath) -> list[FieldError]:
 
 def target_size_errors(target_size: int, plan: FieldPath) -> list[FieldError]:
     """targetSize is never negative and fits an int32."""
+    # Paths are built only for an error: every admitted plan passes through here.
+    if 0 <= target_size <= INT32_MAX:
+        return []
     path = plan.child("targetSize")
     if target_size >= 0:
         return _int32_errors(target_size, path)
@@ -77,6 +80,8 @@ def batch_replicas_errors(
     replicas: int, index: int, plan: FieldPath, minimum: int = MIN_TRAIT_BATCH
 ) -> list[FieldError]:
     """One batch moves at least ``minimum`` replicas, and no more than an int32 holds."""
+    if minimum <= replicas <= INT32_MAX:
+        return []
     path = plan.child("rolloutBatches").index(index).child("replicas")
     if replicas >= minimum:
         return _int32_errors(replicas, path)
@@ -155,6 +160,8 @@ def percent_base(target_revision: str | None, target_size: int, last: RunRecord)
 def partition_errors(partition: int, batch_count: int | None, plan: FieldPath) -> list[FieldError]:
     """batchPartition is the index of a batch. ``batch_count`` None: the batches are not
     known to be valid, so only the lower bound is checked."""
+    if 0 <= partition <= INT32_MAX and (batch_count is None or partition <= batch_count - 1):
+        return []
     path = plan.child("batchPartition")
     if partition < 0:
         return [fe.invalid(path, partition, "must be greater than or equal to 0")]
@@ -291,21 +298,20 @@ def run_errors(
     unfinished run abandoned: only the controller counts what is live) refuses the change
     at targetSize: it could not be checked, so it cannot be admitted.
     """
-    size_path = plan.child("targetSize")
     scale = bool(origin.source) and origin.source == target_revision
     unfinished = origin.unfinished
     if updates_in_place and origin.source and not scale:
         if origin.original is None:
             rolling = unfinished.target if unfinished is not None else origin.source
             return [fe.forbidden(
-                size_path,
+                plan.child("targetSize"),
                 f"a CloneSet is updated in place at the size it runs, and the unfinished"
                 f" rollout to {rolling} leaves that size open: let it finish before rolling"
                 f" {target_revision}",
             )]
         if origin.original != target_size:
             return [fe.forbidden(
-                size_path,
+                plan.child("targetSize"),
                 f"a CloneSet is updated in place, so rolling it to {target_revision} keeps"
                 f" its {origin.original} replicas: roll {target_revision} at"
                 f" {origin.original} first, then change targetSize to {target_size}",
@@ -314,7 +320,7 @@ def run_errors(
         size = unfinished.size if unfinished is not None else target_size
         state = unfinished.rolling_state if unfinished is not None else "unfinished"
         return [fe.forbidden(
-            size_path,
+            plan.child("targetSize"),
             f"the scale of {target_revision} to {size} replicas has not finished ({state}),"
             f" so the size a new scale would start from is not known: keep targetSize {size}"
             f" until it has (remove batchPartition to let it finish)",

@@ -2,9 +2,9 @@
 
 Holds the small helpers every reader of user input or API objects shares: ``plain`` (a
 deep copy in plain dicts and lists), ``is_int`` (an integer that is not a bool),
-``type_name`` (JSON type names for messages) and the two shape errors (a wrong type; an
-unknown key, with a did-you-mean hint). It must not know any object's shape and must not
-hold rules.
+``is_mapping`` (isinstance of Mapping, quick for a dict), ``type_name`` (JSON type names
+for messages) and the two shape errors (a wrong type; an unknown key, with a did-you-mean
+hint). It must not know any object's shape and must not hold rules.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from typing import Any, TypeGuard
 from webhook.core import errors as fe
 from webhook.core.errors import FieldError
 from webhook.core.paths import FieldPath
+
+# The exact types plain() returns as they are (None's type included).
+_LEAVES = frozenset({str, int, bool, float, type(None)})
 
 
 def plain(value: Any) -> Any:
@@ -29,10 +32,15 @@ def plain(value: Any) -> Any:
     kind = type(value)
     if kind is str or kind is int or kind is bool or kind is float or value is None:
         return value
+    # Leaves of those exact types are kept in place without a call (what plain() of them
+    # returns): most of a spec's values are leaves.
     if kind is dict:
-        return {k if type(k) is str else str(k): plain(v) for k, v in value.items()}
+        return {
+            k if type(k) is str else str(k): v if type(v) in _LEAVES else plain(v)
+            for k, v in value.items()
+        }
     if kind is list:
-        return [plain(v) for v in value]
+        return [v if type(v) in _LEAVES else plain(v) for v in value]
     if isinstance(value, str | int | float):
         return value
     if isinstance(value, dict | Mapping):
@@ -44,7 +52,13 @@ def plain(value: Any) -> Any:
 
 def is_int(value: object) -> TypeGuard[int]:
     """An integer that is really one: a bool is not, "2" is not."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def is_mapping(value: object) -> TypeGuard[Mapping[Any, Any]]:
+    """isinstance(value, Mapping), answered without the ABC check for a plain dict (what
+    parsed JSON and YAML are made of): every field of every review is asked."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def type_name(value: object) -> str:

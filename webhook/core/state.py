@@ -98,6 +98,9 @@ class ComponentObservation:
         )
 
 
+_NOTHING_OBSERVED = ComponentObservation()
+
+
 @dataclass(frozen=True)
 class ObservedState:
     """Everything live that matters for one Application in one namespace."""
@@ -134,7 +137,8 @@ class ObservedState:
         return out
 
     def component(self, name: str) -> ComponentObservation:
-        return self.components.get(name, ComponentObservation())
+        # The shared empty observation (frozen): not one built per call, found or not.
+        return self.components.get(name, _NOTHING_OBSERVED)
 
 
 EMPTY = ObservedState()

@@ -50,9 +50,9 @@ def conflict_errors(trait_types: list[str], traits_path: FieldPath) -> list[Fiel
     errs: list[FieldError] = []
     seen: set[str] = set()
     for j, ttype in enumerate(trait_types):
-        tpath = traits_path.index(j).child("type")
         if ttype in PATCH_TRAITS and ttype in seen:
-            errs.append(fe.duplicate(tpath, ttype))
+            # The path only for an error: every component of every review comes here.
+            errs.append(fe.duplicate(traits_path.index(j).child("type"), ttype))
         seen.add(ttype)
     if ROLLOUT_TRAIT in seen and SCALER_TRAIT in seen:
         j = trait_types.index(SCALER_TRAIT)

@@ -10,7 +10,7 @@ not raise on bad input and must not render objects.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from webhook.core import errors as fe
 from webhook.core import rules
@@ -139,18 +139,24 @@ def _check_traits(
     errs: list[FieldError] = []
     warnings: list[str] = []
     rollout_seen = False
+    traits_path = cpath.child("traits")
     for j, trait in enumerate(component.traits):
-        tpath = cpath.child("traits").index(j)
         if not trait.type:
             continue
+        # The trait's paths are built where they are used: for the rollout trait, only
+        # to report an error or a warning (most reviews have neither).
         if trait.type not in trait_types:
-            errs.append(unknown_field(tpath.child("type"), trait.type, sorted(trait_types)))
+            errs.append(
+                unknown_field(traits_path.index(j).child("type"), trait.type, sorted(trait_types))
+            )
             continue
         if trait.type != ROLLOUT_TRAIT:
-            errs.extend(trait_errors(trait.type, trait.properties, tpath.child("properties")))
+            errs.extend(
+                trait_errors(trait.type, trait.properties, traits_path.index(j).child("properties"))
+            )
             continue
         if rollout_seen:
-            errs.append(fe.duplicate(tpath.child("type"), trait.type))
+            errs.append(fe.duplicate(traits_path.index(j).child("type"), trait.type))
             continue
         rollout_seen = True
         # An unknown component type is reported once, at its own field.
@@ -158,36 +164,46 @@ def _check_traits(
             allowed = ", ".join(ROLLOUT_WORKLOAD_TYPES)
             errs.append(
                 fe.forbidden(
-                    tpath.child("type"),
+                    traits_path.index(j).child("type"),
                     f"the rollout trait works only on component types {allowed},"
                     f" not {component.type!r}",
                 )
             )
-        ppath = tpath.child("properties")
         # This is the component's first rollout trait, the one rollout() parses (once, cached).
         # Whether a plan has errors does not depend on its path: re-parse at the real path
         # only to report them.
         plan = component.rollout()
         if plan is None:
+            ppath = traits_path.index(j).child("properties")
             errs.extend(parse_rollout_plan(trait.properties, ppath)[1])
         target = trait.properties.get("targetRevision")
         if isinstance(target, str) and target and not _is_label(target):
-            errs.append(fe.invalid(ppath.child("targetRevision"), target, _label_detail()))
+            errs.append(
+                fe.invalid(
+                    traits_path.index(j).child("properties", "targetRevision"), target,
+                    _label_detail(),
+                )
+            )
         if plan is not None:
-            warnings.extend(_plan_warnings(component, plan, ppath))
+            warnings.extend(_plan_warnings(component, plan, traits_path, j))
     # Unknown types were reported above; they take part in no rule between traits.
     known = [t.type if t.type in trait_types else "" for t in component.traits]
-    errs.extend(conflict_errors(known, cpath.child("traits")))
+    errs.extend(conflict_errors(known, traits_path))
     return errs, warnings
 
 
-def _plan_warnings(component: Component, plan: RolloutPlan, ppath: FieldPath) -> list[str]:
+def _plan_warnings(
+    component: Component, plan: RolloutPlan, traits_path: FieldPath, index: int
+) -> list[str]:
+    """Warnings about the plan of the rollout trait at ``traits_path[index]``."""
     out: list[str] = []
     if plan.target_size == 0:
+        ppath = traits_path.index(index).child("properties")
         out.append(
             f"{ppath.child('targetSize')}: 0 scales component {component.name!r} to zero replicas"
         )
     if plan.target_revision is not None and plan.target_revision == component.external_revision:
+        ppath = traits_path.index(index).child("properties")
         out.append(
             f"{ppath.child('targetRevision')}: equals externalRevision;"
             " leaving it out has the same effect"
@@ -227,7 +243,18 @@ def check_scale(
     revision and size). ``updates_in_place``: the component's workload is a CloneSet,
     whose upgrades keep its size.
     """
-    target = plan.target_revision
+    return _scale_errors(plan, plan.target_revision, observation, path, updates_in_place)
+
+
+def _scale_errors(
+    plan: RolloutPlan,
+    target: str | None,
+    observation: ComponentObservation,
+    path: FieldPath,
+    updates_in_place: bool,
+) -> list[FieldError]:
+    """check_scale of ``plan`` with ``target`` for its target_revision (no copy of the plan
+    made for it: validate_against_state resolves the target of every plan it judges)."""
     if target is None:
         return rules.batch_sum_errors(plan.stated(), plan.target_size, None, path)
     origin = rules.known_origin(
@@ -244,10 +271,17 @@ def check_partition(
     plan: RolloutPlan, observation: ComponentObservation, path: FieldPath
 ) -> list[FieldError]:
     """batchPartition may not go below the batch already rolling to the same target."""
+    return _partition_errors(plan, plan.target_revision, observation, path)
+
+
+def _partition_errors(
+    plan: RolloutPlan, target: str | None, observation: ComponentObservation, path: FieldPath
+) -> list[FieldError]:
+    """check_partition of ``plan`` with ``target`` for its target_revision."""
     if (
         plan.batch_partition is None
-        or plan.target_revision is None
-        or observation.rollout_target != plan.target_revision
+        or target is None
+        or observation.rollout_target != target
         or observation.rolling_state != ROLLING_IN_BATCHES
         or observation.current_batch is None
         or plan.batch_partition >= observation.current_batch
@@ -256,7 +290,7 @@ def check_partition(
     return [
         fe.forbidden(
             path.child("batchPartition"),
-            f"batch {observation.current_batch} of the rollout to {plan.target_revision}"
+            f"batch {observation.current_batch} of the rollout to {target}"
             f" has started; batchPartition cannot go below {observation.current_batch}",
         )
     ]
@@ -272,14 +306,17 @@ def validate_against_state(
     """
     errs: list[FieldError] = []
     for i, component in enumerate(app.components):
-        trait_index = next(
-            (j for j, t in enumerate(component.traits) if t.type == ROLLOUT_TRAIT), None
-        )
         plan = component.rollout()
+        # The rollout trait's index: the plan's trait, found only when there is a plan.
+        trait_index = (
+            None if plan is None
+            else next((j for j, t in enumerate(component.traits) if t.type == ROLLOUT_TRAIT), None)
+        )
         rev = resolved.get(component.name)
         if trait_index is None or plan is None or rev is None:
             continue
-        ppath = COMPONENTS_PATH.index(i).child("traits").index(trait_index).child("properties")
+        # One path, not four steps to it: every plan judged here needs it.
+        ppath = FieldPath((*COMPONENTS_PATH.parts, i, "traits", trait_index, "properties"))
         target = plan.target_revision or rev.name
         if plan.target_revision is not None and target != rev.name:
             record = observed.revision_named(target)
@@ -295,11 +332,23 @@ def validate_against_state(
                     )
                 )
                 continue
-        resolved_plan = (
-            plan if plan.target_revision == target else replace(plan, target_revision=target)
-        )
+            # A run goes from one workload of the component to another of the same kind:
+            # a revision kept from before a type change cannot be rolled back to (the
+            # controller would hold a run between two kinds of workload forever).
+            kept_type = record.data.get("type")
+            if isinstance(kept_type, str) and kept_type and kept_type != component.type:
+                errs.append(fe.invalid(
+                    ppath.child("targetRevision"), target,
+                    f"revision {target} is of type {kept_type} and component"
+                    f" {component.name!r} is of type {component.type}: a rollout does not"
+                    f" cross a type change; name a revision of type {component.type} or"
+                    " remove targetRevision",
+                ))
+                continue
+        # The plan is judged with its target resolved (check_scale and check_partition of
+        # the plan with target_revision=target), without copying it.
         observation = observed.component(component.name)
         in_place = component.type in IN_PLACE_TYPES
-        errs.extend(check_scale(resolved_plan, observation, ppath, updates_in_place=in_place))
-        errs.extend(check_partition(resolved_plan, observation, ppath))
+        errs.extend(_scale_errors(plan, target, observation, ppath, in_place))
+        errs.extend(_partition_errors(plan, target, observation, ppath))
     return errs
