@@ -6,7 +6,9 @@ one Deployment, never at zero Ready pods, without flapping), a component removed
 it goes, the others stay), the component type changed both ways (no orphan), two
 Applications using one component name with admission bypassed (the second reports the
 conflict, nothing flips), a workload the API refuses (the rollout fails loudly once) and
-the revision history (at most 10 kept; a rollback to any kept one works). Admission is
+the revision history (at most 10 kept; a rollback to any kept one works), and a rollback
+to a revision kept from before a type change (refused; past admission, failed loudly
+without touching what serves). Admission is
 bypassed where it would have refused the change (tests.fixtures.cluster.bypassed_namespace).
 """
 
@@ -145,6 +147,64 @@ def test_changing_the_type_both_ways_leaves_no_orphan(
         eventually(lambda: workloads(kubectl, namespace), equals=expected, timeout=90,
                    what=f"{type_} alone", context=controller_process.tail)
         assert rollout_state(kubectl, namespace).startswith("rolloutSucceed/")
+
+
+def cloneset_then_webservice(kubectl: Any, namespace: str, controller: ControllerProcess,
+                             ) -> None:
+    """api-v1 a cloneset, then api-v2 a webservice, each rolled out."""
+    steps = [("cloneset", V1_IMAGE, [("CloneSet", "api", V1_IMAGE, "2", "2")]),
+             ("webservice", V2_IMAGE, [("Deployment", "api-v2", V2_IMAGE, "2", "2")])]
+    for type_, image, expected in steps:
+        apply(kubectl, namespace, application("turn", component="api", type=type_, image=image,
+                                              external_revision=None, rollout=plan(2, 1, 1)))
+        eventually(lambda: workloads(kubectl, namespace), equals=expected, timeout=90,
+                   what=f"{type_} alone", context=controller.tail)
+
+
+ACROSS = ("revision api-v1 is of type cloneset and component 'api' is of type webservice: a"
+          " rollout does not cross a type change; name a revision of type webservice or remove"
+          " targetRevision")
+
+
+def test_a_rollback_across_a_type_change_is_refused_at_its_field(
+    webhook_server: Any, controller_process: ControllerProcess, kubectl: Any, namespace: str,
+) -> None:
+    del webhook_server
+    cloneset_then_webservice(kubectl, namespace, controller_process)
+    back = application("turn", component="api", image=V2_IMAGE, external_revision=None,
+                       rollout=plan(2, 1, 1, targetRevision="api-v1"))
+    with pytest.raises(ToolFailed) as refused:
+        apply(kubectl, namespace, back)
+    assert ("spec.components[0].traits[0].properties.targetRevision: Invalid value:"
+            f' "api-v1": {ACROSS}') in str(refused.value)
+
+
+def test_a_rollback_across_a_type_change_that_got_past_admission_fails_loudly_and_keeps_serving(
+    controller_process: ControllerProcess, kubectl: Any, bypassed_namespace: str,
+) -> None:
+    # Before: the Rollout sat in initializing for good beside a CloneSet at 0 replicas.
+    namespace = bypassed_namespace
+    cloneset_then_webservice(kubectl, namespace, controller_process)
+    apply(kubectl, namespace, application("turn", component="api", image=V2_IMAGE,
+                                          external_revision=None,
+                                          rollout=plan(2, 1, 1, targetRevision="api-v1")))
+
+    def ready() -> tuple[str, str, str]:
+        status = get(kubectl, namespace, "app", "turn").get("status") or {}
+        cond: dict[str, str] = next(
+            (c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+        return status.get("status", ""), cond.get("reason", ""), cond.get("message", "")
+
+    failed = ("failed", "TargetRevisionOfAnotherType", f"component api: {ACROSS}")
+    eventually(ready, equals=failed, timeout=30, what="the failure reported",
+               context=controller_process.tail)
+    settled = steady(lambda: (workloads(kubectl, namespace), rollout_state(kubectl, namespace),
+                              get(kubectl, namespace, "app", "turn")["metadata"][
+                                  "resourceVersion"]), seconds=6)
+    assert settled[:2] == ([("Deployment", "api-v2", V2_IMAGE, "2", "2")],
+                           "rolloutSucceed/api-v2")
+    assert warnings(kubectl, namespace, "turn", "TargetRevisionOfAnotherType") == [
+        f"component api: {ACROSS}"]
 
 
 def test_two_applications_with_one_component_name_do_not_take_each_others_objects(

@@ -76,7 +76,12 @@ from webhook.core.labels import (
 )
 from webhook.core.model import COMPONENTS_PATH, Application, Component, parse_application
 from webhook.core.objects import component_observation, metadata, observed_state_from
-from webhook.core.revisions import ResolvedRevision, resolve_revisions, target_revision_name
+from webhook.core.revisions import (
+    ResolvedRevision,
+    cross_type_detail,
+    resolve_revisions,
+    target_revision_name,
+)
 from webhook.core.scope import EVERYTHING, Scope
 from webhook.core.state import ObservedState
 from webhook.kube.client import APPLICATIONS, REVISIONS, ROLLOUTS, KubeApi, Resource
@@ -86,6 +91,8 @@ log = logging.getLogger("oam_rollout.controller")
 
 # How many ControllerRevisions of one component are kept by default (--revision-history-limit).
 DEFAULT_REVISION_HISTORY = 10
+# The reason (condition, event) of a targetRevision that holds another component type.
+REASON_TYPE_CHANGE = "TargetRevisionOfAnotherType"
 Problem = tuple[str, str, str]  # (component, reason, message)
 
 
@@ -236,7 +243,8 @@ class ApplicationPass:
             spec: Mapping[str, Any] = component.spec()
         else:
             record = observed.revision_named(target)
-            if record is None or record.component != component.name:
+            if (record is None or record.component != component.name
+                    or cross_type_detail(component, record) is not None):
                 return held_plan(component.name)
             spec = {**record.data, "name": component.name}
         try:
@@ -259,6 +267,13 @@ class ApplicationPass:
                     REVISION_KIND, rev.name, component=name, number=rev.number,
                     owner_kind=APP_KIND, owner_name=app.name, owner_uid=app.uid,
                     managed=True))
+            crossing = self._crossing(component, rev, observed)
+            if crossing is not None:
+                # Admission refuses this spec; one that got past it (admission bypassed,
+                # or stored before it ran) fails loudly and changes nothing.
+                self._problem(out, name, REASON_TYPE_CHANGE, crossing)
+                out.services.append({"name": name, "healthy": False, "message": crossing})
+                return
             if component.rollout_trait() is not None:
                 rollout = self._apply_rollout(app, component, rev, reads.rollouts.get(name))
                 out.services.append(service_health(name, rollout, None))
@@ -280,6 +295,19 @@ class ApplicationPass:
         except OamRolloutError as exc:  # a template that cannot render, say
             out.errors.append(str(exc))
         out.services.append({"name": name, "healthy": False, "message": "not applied"})
+
+    @staticmethod
+    def _crossing(component: Component, rev: ResolvedRevision,
+                  observed: ObservedState) -> str | None:
+        """Why the rollout's targetRevision cannot be rolled to (another component type),
+        or None."""
+        if component.rollout_trait() is None:
+            return None
+        target = target_revision_name(component, rev)
+        record = observed.revision_named(target) if target != rev.name else None
+        if record is None or record.component != component.name:
+            return None
+        return cross_type_detail(component, record)
 
     @staticmethod
     def _problem(out: Outcome, component: str, reason: str, message: str) -> None:

@@ -2,8 +2,9 @@
 
 Holds pure functions that decide which ControllerRevision a component change
 maps to: ``externalRevision`` if set, else ``<component>-v<N>``, reusing an
-existing revision whose spec hash is the same. It must not do I/O and must not
-render objects (see webhook.render.renderer).
+existing revision whose spec hash is the same; and whether a kept revision can be
+rolled back to (``cross_type_detail``). It must not do I/O and must not render objects
+(see webhook.render.renderer).
 """
 
 from __future__ import annotations
@@ -154,3 +155,16 @@ def target_revision_name(component: Component, resolved: ResolvedRevision) -> st
     if plan is not None and plan.target_revision:
         return plan.target_revision
     return resolved.name
+
+
+def cross_type_detail(component: Component, record: RevisionRecord) -> str | None:
+    """Why ``component`` cannot be rolled to its kept revision ``record``: the revision
+    holds another component type (kept from before a type change), and a run goes from
+    one workload to another of the same kind. None when it can. Admission refuses such
+    a targetRevision with this text; the controller fails a spec that got past it."""
+    kept = record.data.get("type")
+    if not isinstance(kept, str) or not kept or kept == component.type:
+        return None
+    return (f"revision {record.name} is of type {kept} and component {component.name!r} is of"
+            f" type {component.type}: a rollout does not cross a type change; name a revision"
+            f" of type {component.type} or remove targetRevision")

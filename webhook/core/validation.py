@@ -37,7 +37,7 @@ from webhook.core.properties import (
     ComponentPolicy,
     property_errors,
 )
-from webhook.core.revisions import ResolvedRevision
+from webhook.core.revisions import ResolvedRevision, cross_type_detail
 from webhook.core.shapes import unknown_field
 from webhook.core.state import ComponentObservation, ObservedState
 from webhook.core.traits import conflict_errors, trait_errors
@@ -332,18 +332,11 @@ def validate_against_state(
                     )
                 )
                 continue
-            # A run goes from one workload of the component to another of the same kind:
-            # a revision kept from before a type change cannot be rolled back to (the
-            # controller would hold a run between two kinds of workload forever).
-            kept_type = record.data.get("type")
-            if isinstance(kept_type, str) and kept_type and kept_type != component.type:
-                errs.append(fe.invalid(
-                    ppath.child("targetRevision"), target,
-                    f"revision {target} is of type {kept_type} and component"
-                    f" {component.name!r} is of type {component.type}: a rollout does not"
-                    f" cross a type change; name a revision of type {component.type} or"
-                    " remove targetRevision",
-                ))
+            # A revision kept from before a type change cannot be rolled back to (the
+            # controller could only hold a run between two kinds of workload).
+            crossing = cross_type_detail(component, record)
+            if crossing is not None:
+                errs.append(fe.invalid(ppath.child("targetRevision"), target, crossing))
                 continue
         # The plan is judged with its target resolved (check_scale and check_partition of
         # the plan with target_revision=target), without copying it.
