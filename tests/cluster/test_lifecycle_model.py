@@ -11,8 +11,9 @@ and leaves the model as it was. After each admitted change settles:
 - exactly the objects the spec implies exist: a Rollout per component with the trait, one
   workload per settled component (a Deployment named after the target revision, or the
   CloneSet named after the component) with the planned replicas all Ready, a Service per
-  exposed webservice, at most ``REVISION_LIMIT`` ControllerRevisions per component and
-  none of a removed one; nothing else the Application controls;
+  webservice whose target revision exposes a port, at most ``REVISION_LIMIT``
+  ControllerRevisions per component and none of a removed one; nothing else the
+  Application controls;
 - each of them is controlled by the Application (its controller ownerReference's UID);
 - the controller writes nothing at rest: every object's resourceVersion, the
   Application's included, stays the same for ``REST_SECONDS`` (leader-Lease renewals live
@@ -285,7 +286,13 @@ class ApplicationModel(RuleBasedStateMachine):
                                f" want {comp.size}")
                 if ready != replicas:
                     out.append(f"{comp.name}: {ready} of {replicas} Ready")
-        if comp.type == "webservice" and comp.exposed:
+        # The Service comes with the revision rolled to: a rollback to a revision without
+        # an exposed port runs without one (the target is rendered whole, as in KubeVela).
+        shown = next((r for r in revisions if r["metadata"]["name"] == target), None)
+        ports = ((shown or {}).get("data") or {}).get("properties", {}).get("ports") or []
+        exposed = (any(isinstance(p, dict) and p.get("expose") is True for p in ports)
+                   if shown is not None else comp.exposed)
+        if comp.type == "webservice" and exposed:
             expected.add(("Service", comp.name))
             if not any(o["kind"] == "Service" for o in of):
                 out.append(f"{comp.name}: no Service")
@@ -368,7 +375,15 @@ class ApplicationModel(RuleBasedStateMachine):
     def parked_upgrade(self, data: Any, image: str) -> None:
         self.last_rule = "parked_upgrade"
         comp = self.pick(data, lambda c: c.size is not None and not c.parked)
-        if comp.image == image:
+        avoid = {comp.image}
+        if comp.target_revision is not None:
+            # Rolled back: an image that returns to the running revision's content reuses
+            # that revision, and a run to what runs already has nothing to park at.
+            _, objs = self.listing()
+            avoid |= {((o.get("data") or {}).get("properties") or {}).get("image")
+                      for o in objs if o["kind"] == "ControllerRevision"
+                      and o["metadata"]["name"] == comp.target_revision}
+        while image in avoid:
             image = IMAGES[(IMAGES.index(image) + 1) % len(IMAGES)]
         self.submit(self.with_component(comp.name, image=image, batches=["50%", "50%"],
                                         partition=0, target_revision=None),
